@@ -1,0 +1,1 @@
+"""DICOM side: change-feed sources (Azure, Orthanc), the entry model and DICOM JSON readers."""

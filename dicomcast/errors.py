@@ -1,0 +1,112 @@
+"""The one exception tree of dicomcast, and its exit codes.
+
+    DicomcastError
+    ├── ConfigError             settings missing or invalid (exit 78)
+    ├── AuthError               a token could not be had, or a server said 401/403 twice (exit 77)
+    ├── StoreError              the checkpoint store is unreachable or not migrated (exit 69)
+    ├── LeaseLostError          another worker holds the source's lease
+    ├── MappingError            an entry's DICOM data cannot become FHIR (permanent for that entry)
+    └── UpstreamError           a DICOM or FHIR server answered badly
+        ├── TransientUpstreamError   network, timeout, 408, 429, 5xx: retry later
+        ├── PermanentUpstreamError   other 4xx: the entry is recorded as a failure
+        │   └── ServerNotSupportedError  wrong FHIR version, no transactions, wrong API version
+        └── ConflictError            FHIR 412: re-read, re-merge, retry
+
+Messages never carry PHI or secret values: only UIDs, sequences, URLs without query strings,
+setting names and status codes.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (documented in the README)."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    UNAVAILABLE = 69  # a dependency (DICOM, FHIR, store) could not be reached
+    NO_PERMISSION = 77  # authentication failed
+    CONFIG = 78  # configuration invalid
+
+
+class DicomcastError(Exception):
+    """Base of every error dicomcast raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+
+class ConfigError(DicomcastError):
+    """Settings are missing or invalid. `problems` holds one line per problem."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class AuthError(DicomcastError):
+    """A credential failed or a server refused the token."""
+
+    exit_code = ExitCode.NO_PERMISSION
+
+
+class StoreError(DicomcastError):
+    """The store cannot be used."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class LeaseLostError(DicomcastError):
+    """This worker no longer holds the lease of its source and must stop writing."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class MappingError(DicomcastError):
+    """DICOM data that cannot become FHIR. Permanent for the entry it came from."""
+
+    def __init__(self, reason: str, *, tag: str | None = None) -> None:
+        where = f" (tag {tag})" if tag else ""
+        super().__init__(f"{reason}{where}")
+        self.reason = reason
+        self.tag = tag
+
+
+class UpstreamError(DicomcastError):
+    """A DICOM or FHIR server answered with an error or could not be reached."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        code = f" HTTP {status}" if status is not None else ""
+        super().__init__(f"{service}{code}: {message}")
+        self.service = service
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientUpstreamError(UpstreamError):
+    """Worth retrying: network errors, timeouts, 408, 429 and 5xx."""
+
+
+class PermanentUpstreamError(UpstreamError):
+    """Not worth retrying as is: 4xx other than 408/409/412/429."""
+
+
+class ServerNotSupportedError(PermanentUpstreamError):
+    """The server is not one dicomcast can work with (version, capabilities)."""
+
+
+class ConflictError(UpstreamError):
+    """FHIR 412 Precondition Failed: someone else changed the resource."""

@@ -1,0 +1,1 @@
+"""Pure DICOM JSON -> FHIR mapping."""
