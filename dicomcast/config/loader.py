@@ -126,9 +126,7 @@ def _layer(items: list[RawItem], origins: dict[tuple[str, ...], str], warnings: 
 def _problem_line(error: Any) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ":".join(loc)
-    return (
-        f"{key}: {error['msg']} (set env {keys.env_name(loc)} or Key Vault secret {keys.secret_name(loc)})"
-    )
+    return f"{key}: {error['msg']} (set env {keys.env_name(loc)} or Key Vault secret {keys.secret_name(loc)})"
 
 
 def load_settings(

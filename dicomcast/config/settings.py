@@ -43,7 +43,7 @@ class AuthenticationType(StrEnum):
     NONE = "None"
     MANAGED_IDENTITY = "ManagedIdentity"
     OAUTH2_CLIENT_CREDENTIAL = "OAuth2ClientCredential"
-    OAUTH2_USER_PASSWORD = "OAuth2UserPasswordCredential"
+    OAUTH2_USER_PASSWORD = "OAuth2UserPasswordCredential"  # noqa: S105 (a type name)
     BASIC = "Basic"
 
 
@@ -83,9 +83,7 @@ class AuthenticationSettings(_Section):
     oauth2_user_password_credential: OAuth2UserPasswordCredentialSettings = Field(
         default_factory=OAuth2UserPasswordCredentialSettings, alias="OAuth2UserPasswordCredential"
     )
-    basic_credential: BasicCredentialSettings = Field(
-        default_factory=BasicCredentialSettings, alias="BasicCredential"
-    )
+    basic_credential: BasicCredentialSettings = Field(default_factory=BasicCredentialSettings, alias="BasicCredential")
 
     @field_validator("authentication_type", mode="before")
     @classmethod
@@ -107,9 +105,7 @@ class DicomWebSettings(_Section):
     private_endpoint: str | None = Field(None, alias="PrivateEndpoint")
     server_type: ServerType = Field(ServerType.AZURE, alias="ServerType")
     partitions: StrList = Field(default_factory=list, alias="Partitions")
-    authentication: AuthenticationSettings = Field(
-        default_factory=AuthenticationSettings, alias="Authentication"
-    )
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings, alias="Authentication")
 
     @field_validator("server_type", mode="before")
     @classmethod
@@ -123,9 +119,7 @@ class DicomWebSettings(_Section):
 
 class FhirSettings(_Section):
     endpoint: str | None = Field(None, alias="Endpoint")
-    authentication: AuthenticationSettings = Field(
-        default_factory=AuthenticationSettings, alias="Authentication"
-    )
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings, alias="Authentication")
 
 
 class StoreSettings(_Section):
@@ -204,4 +198,4 @@ class Settings(_Section):
         """`Sources` when given, else the single-source `DicomWeb` section (DICOM Cast's shape)."""
         if self.sources:
             return list(self.sources)
-        return [SourceSettings(Name=None, DicomWeb=self.dicom_web)]
+        return [SourceSettings(name=None, dicom_web=self.dicom_web)]

@@ -1,1 +1,6 @@
-"""store"""
+"""The store: checkpoints, failures and leases in SQLite (default) or PostgreSQL."""
+
+from dicomcast.store.db import is_migrated, make_engine, migrate
+from dicomcast.store.repository import NewFailure, Store
+
+__all__ = ["NewFailure", "Store", "is_migrated", "make_engine", "migrate"]

@@ -1,0 +1,3 @@
+from dicomcast.cli import main
+
+main()

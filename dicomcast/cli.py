@@ -1,0 +1,182 @@
+"""The `dicomcast` command: run | run --once | migrate | config | check | status | checkpoint | map.
+
+Errors an operator sees are one line each (what, where it came from, what to do), no traceback,
+with the exit codes of errors.ExitCode.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dicomcast.config import LoadedSettings, load_settings
+from dicomcast.errors import ConfigError, DicomcastError, ExitCode
+from dicomcast.logs import configure_logging, get_logger
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = get_logger("dicomcast.cli")
+
+
+def fail(message: str, code: ExitCode) -> None:
+    for line in message.splitlines() or [message]:
+        click.echo(f"dicomcast: {line}", err=True)
+    sys.exit(int(code))
+
+
+def operator_errors(fn: F) -> F:
+    """Turn dicomcast's errors into one line per problem and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code)
+        except DicomcastError as exc:
+            fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_of(ctx: click.Context) -> LoadedSettings:
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    if "loaded" not in obj:
+        obj["loaded"] = load_settings(config_file=obj.get("config_file"))
+        logging_settings = obj["loaded"].settings.logging
+        configure_logging(logging_settings.level, logging_settings.format)
+        for warning in obj["loaded"].warnings:
+            log.warning("setting", detail=warning)
+    loaded: LoadedSettings = obj["loaded"]
+    return loaded
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML or JSON settings file (under the environment).",
+)
+@click.version_option(package_name="dicomcast")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
+    """Keeps a FHIR server in step with a DICOM server's change feed."""
+    ctx.ensure_object(dict)["config_file"] = config_file
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sync until caught up, then exit 0.")
+@click.pass_context
+@operator_errors
+def run(ctx: click.Context, once: bool) -> None:
+    """Sync continuously (or --once)."""
+    from dicomcast.worker.build import build
+    from dicomcast.worker.runner import Runner, install_signal_handlers, make_workers, run_once
+    from dicomcast.worker.state import WorkerState
+
+    settings = settings_of(ctx).settings
+    stop_event = threading.Event()
+    install_signal_handlers(stop_event)
+    parts = build(settings, stop_event)
+    state = WorkerState()
+    workers = make_workers(parts.contexts, state, settings.worker.lease_duration)
+    log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
+    try:
+        if once:
+            reports = run_once(workers)
+            for report in reports:
+                log.info("caught up" if report.ok else "cycle failed", **vars(report))
+            if not all(r.ok for r in reports):
+                sys.exit(int(ExitCode.UNAVAILABLE))
+            return
+        from dicomcast.worker.health import start_http_server_if_configured
+
+        start_http_server_if_configured(settings.worker, state, parts)
+        Runner(workers, settings.worker, stop_event).run()
+    finally:
+        parts.close()
+
+
+@main.command()
+@click.pass_context
+@operator_errors
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the store's schema (Store:ConnectionString)."""
+    from dicomcast.store import make_engine
+    from dicomcast.store import migrate as upgrade
+
+    settings = settings_of(ctx).settings
+    upgrade(make_engine(settings.store.connection_string))
+    click.echo("store migrated to the newest schema")
+
+
+@main.command("config")
+@click.pass_context
+def config_command(ctx: click.Context) -> None:
+    """Print the effective settings and where each came from (secrets as ***)."""
+    from dicomcast.config.report import render_config
+
+    try:
+        loaded = load_settings(config_file=ctx.obj.get("config_file"))
+    except ConfigError as exc:
+        fail("configuration error:\n" + "\n".join(exc.problems), ExitCode.CONFIG)
+        return
+    except DicomcastError as exc:
+        fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
+        return
+    for line in render_config(loaded):
+        click.echo(line)
+
+
+@main.group()
+def checkpoint() -> None:
+    """See or move a source's cursor."""
+
+
+@checkpoint.command("show")
+@click.pass_context
+@operator_errors
+def checkpoint_show(ctx: click.Context) -> None:
+    from dicomcast.worker.build import open_store
+
+    for row in open_store(settings_of(ctx).settings).checkpoints():
+        click.echo(f"{row.source}\t{row.cursor}\t{row.updated_at.isoformat()}")
+
+
+@checkpoint.command("set")
+@click.argument("source")
+@click.argument("cursor")
+@click.pass_context
+@operator_errors
+def checkpoint_set(ctx: click.Context, source: str, cursor: str) -> None:
+    """Move SOURCE's cursor to CURSOR (`0` or `none` replays from the start)."""
+    from dicomcast.worker.build import open_store
+
+    store = open_store(settings_of(ctx).settings)
+    before = store.read_checkpoint(source)
+    store.set_checkpoint(source, None if cursor.lower() in ("0", "none", "") else cursor)
+    log.warning("checkpoint moved by operator", source=source, before=before, after=cursor)
+    click.echo(f"{source}: {before} -> {cursor}")
+
+
+@main.command("map")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--r5", is_flag=True, help="Write FHIR R5 instead of R4.")
+@click.pass_context
+@operator_errors
+def map_command(ctx: click.Context, files: tuple[Path, ...], r5: bool) -> None:
+    """Print the FHIR resources dicomcast would write for DICOM files (Part 10 or DICOM JSON)."""
+    from dicomcast.fhir.mapping.types import FhirVersion
+    from dicomcast.mapcmd import map_paths
+    from dicomcast.worker.build import mapping_options
+
+    options = mapping_options(settings_of(ctx).settings, FhirVersion.R5 if r5 else FhirVersion.R4)
+    click.echo(json.dumps(map_paths(list(files), options), indent=2, ensure_ascii=False))

@@ -1,0 +1,73 @@
+"""Engine creation and migrations (Alembic) for the store."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from dicomcast.errors import StoreError
+
+
+def migrations_dir() -> Path:
+    """The top-level migrations/ of a checkout, else the copy shipped in the wheel."""
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if (checkout / "env.py").exists():
+        return checkout
+    return Path(str(resources.files("dicomcast._migrations")))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the store; SQLite gets WAL and a busy timeout so threads and processes share it."""
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise StoreError(f"Store:ConnectionString is not usable: {type(exc).__name__}") from None
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store to the newest schema (idempotent)."""
+    config = _alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the store: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def is_migrated(engine: Engine) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision() == head
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the store: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0][:200]

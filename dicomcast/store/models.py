@@ -1,0 +1,62 @@
+"""SQLAlchemy models of the store: checkpoints, permanent failures, leases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Checkpoint(Base):
+    """Where a source's feed was last fully handled. The cursor's form is the source's own."""
+
+    __tablename__ = "checkpoints"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Failure(Base):
+    """An entry that could not be synced for a permanent reason; kept until replayed or resolved."""
+
+    __tablename__ = "failures"
+    __table_args__ = (UniqueConstraint("source", "sequence", "sop_instance_uid", "failure_class"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(512), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    partition: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    failure_class: Mapped[str] = mapped_column(String(32))  # dicom | fhir | transient-exhausted
+    message: Mapped[str] = mapped_column(Text)  # never PHI
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Lease(Base):
+    """One active writer per source: the holder renews `expires_at` every cycle."""
+
+    __tablename__ = "leases"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

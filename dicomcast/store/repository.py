@@ -1,0 +1,179 @@
+"""Reads and writes of the store: checkpoints, failures and leases, each in short transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from dicomcast.dicom.models import ChangeEntry
+from dicomcast.errors import StoreError
+from dicomcast.store.models import Checkpoint, Failure, Lease
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class NewFailure:
+    entry: ChangeEntry
+    failure_class: str
+    message: str
+
+
+class Store:
+    """The repository over one engine. Methods raise StoreError on database trouble."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def read_checkpoint(self, source: str) -> str | None:
+        with self._session() as session:
+            row = session.get(Checkpoint, source)
+            return row.cursor if row else None
+
+    def save_page(self, source: str, cursor: str, failures: Sequence[NewFailure] = ()) -> None:
+        """Advance the checkpoint and record the page's permanent failures in one transaction."""
+        with self._session() as session, session.begin():
+            for failure in failures:
+                self._record_failure(session, source, failure)
+            row = session.get(Checkpoint, source)
+            if row is None:
+                session.add(Checkpoint(source=source, cursor=cursor, updated_at=_now()))
+            else:
+                row.cursor, row.updated_at = cursor, _now()
+
+    def set_checkpoint(self, source: str, cursor: str | None) -> None:
+        """Move (or with None remove) a cursor deliberately; the operator's command logs it."""
+        with self._session() as session, session.begin():
+            session.execute(delete(Checkpoint).where(Checkpoint.source == source))
+            if cursor is not None:
+                session.add(Checkpoint(source=source, cursor=cursor, updated_at=_now()))
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._session() as session:
+            return list(session.scalars(select(Checkpoint).order_by(Checkpoint.source)))
+
+    # -- failures ------------------------------------------------------------------------------
+    def _record_failure(self, session: Session, source: str, failure: NewFailure) -> None:
+        entry, now = failure.entry, _now()
+        existing = session.scalars(
+            select(Failure).where(
+                Failure.source == source,
+                Failure.sequence == entry.sequence,
+                Failure.sop_instance_uid == entry.sop_instance_uid,
+                Failure.failure_class == failure.failure_class,
+            )
+        ).first()
+        if existing is not None:
+            existing.attempts += 1
+            existing.last_seen, existing.message, existing.resolved_at = now, failure.message, None
+            return
+        session.add(
+            Failure(
+                source=source,
+                sequence=entry.sequence,
+                study_uid=entry.study_uid,
+                series_uid=entry.series_uid,
+                sop_instance_uid=entry.sop_instance_uid,
+                partition=entry.partition,
+                action=entry.action.value,
+                failure_class=failure.failure_class,
+                message=failure.message[:2000],
+                attempts=1,
+                first_seen=now,
+                last_seen=now,
+            )
+        )
+
+    def failures(
+        self,
+        *,
+        source: str | None = None,
+        failure_class: str | None = None,
+        study_uid: str | None = None,
+        include_resolved: bool = False,
+    ) -> list[Failure]:
+        query = select(Failure).order_by(Failure.id)
+        if source:
+            query = query.where(Failure.source == source)
+        if failure_class:
+            query = query.where(Failure.failure_class == failure_class)
+        if study_uid:
+            query = query.where(Failure.study_uid == study_uid)
+        if not include_resolved:
+            query = query.where(Failure.resolved_at.is_(None))
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def failure(self, failure_id: int) -> Failure | None:
+        with self._session() as session:
+            return session.get(Failure, failure_id)
+
+    def resolve_failure(self, failure_id: int) -> bool:
+        with self._session() as session, session.begin():
+            result = session.execute(update(Failure).where(Failure.id == failure_id).values(resolved_at=_now()))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- leases --------------------------------------------------------------------------------
+    def acquire_lease(self, source: str, owner: str, duration: timedelta, *, take_from: str | None = None) -> bool:
+        """Take or renew the lease. Succeeds when free, expired, ours, or held by `take_from`
+        (our own dead predecessor on this host). Atomic: a conditional UPDATE, or an INSERT that
+        loses cleanly on the primary key when two workers race for a new row."""
+        now = _now()
+        expires = now + duration
+        holders = [owner] + ([take_from] if take_from else [])
+        try:
+            with self._session() as session, session.begin():
+                result = session.execute(
+                    update(Lease)
+                    .where(Lease.source == source)
+                    .where((Lease.owner.in_(holders)) | (Lease.expires_at < now))
+                    .values(owner=owner, expires_at=expires)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    return True
+                if session.get(Lease, source) is not None:
+                    return False
+                session.add(Lease(source=source, owner=owner, expires_at=expires))
+            return True
+        except IntegrityError:
+            return False
+
+    def release_lease(self, source: str, owner: str) -> None:
+        with self._session() as session, session.begin():
+            session.execute(delete(Lease).where(Lease.source == source, Lease.owner == owner))
+
+    def lease(self, source: str) -> Lease | None:
+        with self._session() as session:
+            row = session.get(Lease, source)
+            if row is not None:
+                row.expires_at = _aware(row.expires_at)
+            return row
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _session(self) -> _GuardedSession:
+        return _GuardedSession(self.engine)
+
+
+class _GuardedSession(Session):
+    """A Session whose database errors surface as StoreError (no SQL, no values)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        super().__exit__(exc_type, exc, tb)
+        if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
+            raise StoreError(f"store error: {type(exc).__name__}") from exc

@@ -1,0 +1,123 @@
+"""Builds the worker's parts from settings: store, FHIR client, one source per configured server."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+
+from dicomcast.auth import build_auth
+from dicomcast.config.settings import ServerType, Settings, SourceSettings
+from dicomcast.dicom.azure import AzureChangeFeedSource
+from dicomcast.dicom.models import ChangeSource
+from dicomcast.dicom.orthanc import OrthancSource, orthanc_root
+from dicomcast.errors import ConfigError
+from dicomcast.fhir.client import Capabilities, FhirClient
+from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
+from dicomcast.http import make_client
+from dicomcast.store import Store, make_engine, migrate
+from dicomcast.worker import metrics
+from dicomcast.worker.context import SyncContext
+
+
+def _count_fhir_request(request: httpx.Request, response: httpx.Response | None, seconds: float) -> None:
+    status = str(response.status_code) if response is not None else "error"
+    metrics.FHIR_REQUESTS.labels(request.method, status).inc()
+    metrics.FHIR_LATENCY.labels(request.method, status).observe(seconds)
+    metrics.FHIR_BYTES.inc(len(request.content) if request.content else 0)
+
+
+def _renewed(server: str) -> None:
+    metrics.TOKEN_RENEWALS.labels(server).inc()
+
+
+def fhir_client(settings: Settings, transport: httpx.BaseTransport | None = None) -> FhirClient:
+    if not settings.fhir.endpoint:
+        raise ConfigError(["Fhir:Endpoint: required (set env Fhir__Endpoint or Key Vault secret Fhir--Endpoint)"])
+    auth = build_auth(settings.fhir.authentication, "Fhir", on_token_renewed=_renewed)
+    pool = settings.worker.max_concurrent_studies + 2
+    client = make_client(
+        settings.fhir.endpoint, auth=auth, transport=transport, pool_size=pool, on_request=_count_fhir_request
+    )
+    return FhirClient(client)
+
+
+def change_source(
+    source: SourceSettings, settings: Settings, transport: httpx.BaseTransport | None = None
+) -> ChangeSource:
+    web = source.dicom_web
+    prefix = "DicomWeb" if not settings.sources else "Sources:*:DicomWeb"
+    if not web.endpoint:
+        raise ConfigError(
+            [f"{prefix}:Endpoint: required (set env DicomWeb__Endpoint or Key Vault secret DicomWeb--Endpoint)"]
+        )
+    auth = build_auth(web.authentication, "DicomWeb", on_token_renewed=_renewed)
+    if web.server_type == ServerType.ORTHANC:
+        client = make_client(orthanc_root(web), auth=auth, transport=transport, pool_size=4)
+        return OrthancSource(web, client, batch_size=settings.worker.batch_size)
+    client = make_client("", auth=auth, transport=transport, pool_size=4)
+    return AzureChangeFeedSource(
+        web,
+        batch_size=settings.worker.batch_size,
+        client=client,
+        ignore_parsing_errors=settings.dicom_cast.features.ignore_json_parsing_errors,
+    )
+
+
+def mapping_options(settings: Settings, version: FhirVersion) -> MappingOptions:
+    features = settings.dicom_cast.features
+    return MappingOptions(
+        patient_system_id=settings.patient.patient_system_id or None,
+        is_issuer_id_used=settings.patient.is_issuer_id_used,
+        issuer_systems=dict(settings.patient.issuer_systems),
+        default_timezone=settings.worker.default_timezone,
+        enforce_validation=features.enforce_validation_of_tag_values,
+        generate_observations=features.generate_observations,
+        fhir_version=version,
+    )
+
+
+def open_store(settings: Settings, *, migrate_sqlite: bool = True) -> Store:
+    """The store; a SQLite store is migrated by itself (PostgreSQL needs `dicomcast migrate`)."""
+    engine = make_engine(settings.store.connection_string)
+    if migrate_sqlite and engine.dialect.name == "sqlite":
+        migrate(engine)
+    return Store(engine)
+
+
+@dataclass
+class Parts:
+    store: Store
+    fhir: FhirClient
+    capabilities: Capabilities
+    contexts: list[SyncContext] = field(default_factory=list)
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.source.close()
+        self.fhir.http.close()
+        self.store.engine.dispose()
+
+
+def build(settings: Settings, stop_event: threading.Event | None = None) -> Parts:
+    """Everything `run` needs; checks the FHIR server's capabilities first (clear error at start-up)."""
+    event = stop_event or threading.Event()
+    store = open_store(settings)
+    fhir = fhir_client(settings)
+    capabilities = fhir.capabilities()
+    options = mapping_options(settings, capabilities.version)
+    contexts = [
+        SyncContext(
+            source=change_source(source, settings),
+            fhir=fhir,
+            store=store,
+            options=options,
+            max_concurrent_studies=settings.worker.max_concurrent_studies,
+            retry_attempts=settings.retry.max_attempts,
+            retry_budget=settings.retry.total_retry_duration,
+            stop_event=event,
+        )
+        for source in settings.effective_sources()
+    ]
+    return Parts(store, fhir, capabilities, contexts)

@@ -1,0 +1,26 @@
+"""What the sync of one source needs, built once at start-up and shared by its threads."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from dicomcast.dicom.models import ChangeSource
+from dicomcast.fhir.client import FhirClient
+from dicomcast.fhir.mapping.types import MappingOptions
+from dicomcast.store import Store
+
+
+@dataclass
+class SyncContext:
+    source: ChangeSource
+    fhir: FhirClient
+    store: Store
+    options: MappingOptions
+    max_concurrent_studies: int = 8
+    retry_attempts: int = 8
+    retry_budget: timedelta = timedelta(minutes=2)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    endpoint_ids: dict[str | None, str] = field(default_factory=dict)  # partition -> Endpoint id (process cache)
+    endpoint_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -1,0 +1,149 @@
+"""The sync loop of one source: lease → page → studies → checkpoint, until caught up.
+
+Shape after arq: `run_cycle()` is one poll iteration (the tests' run-once mode); the runner calls it
+on the APScheduler schedule. A stop request lets the page in hand finish and be checkpointed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from dicomcast.dicom.models import Page
+from dicomcast.errors import DicomcastError, LeaseLostError
+from dicomcast.logs import get_logger
+from dicomcast.store import NewFailure
+from dicomcast.worker import metrics
+from dicomcast.worker.context import SyncContext
+from dicomcast.worker.lease import dead_predecessor
+from dicomcast.worker.page import PageResult, sync_page
+from dicomcast.worker.retry import call_with_retry
+from dicomcast.worker.state import WorkerState
+
+log = get_logger("dicomcast.worker")
+
+
+@dataclass
+class CycleReport:
+    source: str
+    pages: int = 0
+    entries: int = 0
+    failures: int = 0
+    caught_up: bool = False
+    ok: bool = True
+    waiting_for_lease: bool = False
+    error: str | None = None
+
+
+class SourceWorker:
+    def __init__(self, ctx: SyncContext, state: WorkerState, owner: str, lease_duration_s: float = 60.0) -> None:
+        self.ctx = ctx
+        self.state = state
+        self.owner = owner
+        self.lease_duration_s = lease_duration_s
+        self.name = ctx.source.name
+
+    def run_cycle(self) -> CycleReport:
+        """Sync until caught up (or stopped). Never raises for upstream trouble: reports it."""
+        report = CycleReport(self.name)
+        status = self.state.status(self.name)
+        try:
+            if not self._hold_lease():
+                report.waiting_for_lease = True
+                return report
+            self._sync_until_caught_up(report)
+        except DicomcastError as exc:
+            report.ok, report.error = False, str(exc)
+            log.error("cycle failed; checkpoint kept, retrying next cycle", source=self.name, error=str(exc))
+        status.last_cycle_ok, status.last_cycle_at, status.last_error = report.ok, datetime.now(UTC), report.error
+        metrics.CYCLE_OK.labels(self.name).set(1 if report.ok else 0)
+        return report
+
+    def release(self) -> None:
+        if self.state.status(self.name).lease_held:
+            self.ctx.store.release_lease(self.name, self.owner)
+            self.state.status(self.name).lease_held = False
+
+    def _hold_lease(self) -> bool:
+        lease = self.ctx.store.lease(self.name)
+        take_from = lease.owner if lease and dead_predecessor(lease.owner, self.owner) else None
+        held = self.ctx.store.acquire_lease(
+            self.name, self.owner, timedelta(seconds=self.lease_duration_s), take_from=take_from
+        )
+        status = self.state.status(self.name)
+        if status.lease_held and not held:
+            raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
+        if held and not status.lease_held:
+            log.info("lease acquired", source=self.name, took_over=bool(take_from))
+        status.lease_held = held
+        return held
+
+    def _sync_until_caught_up(self, report: CycleReport) -> None:
+        cursor = self.ctx.store.read_checkpoint(self.name)
+        while not self.ctx.stop_event.is_set():
+            page = self._read_page(cursor)
+            self._hold_lease()  # renewed every page; raises if another worker took it
+            started = time.perf_counter()
+            result = sync_page(self.ctx, page)
+            failures = self._failures(page, result)
+            self.ctx.store.save_page(self.name, page.next_cursor, failures)
+            self._account(page, result, failures, time.perf_counter() - started, cursor, report)
+            cursor = page.next_cursor
+            if page.caught_up:
+                report.caught_up = True
+                return
+
+    def _read_page(self, cursor: str | None) -> Page:
+        ctx = self.ctx
+        return call_with_retry(
+            lambda: ctx.source.read_page(cursor),
+            max_attempts=ctx.retry_attempts,
+            budget=ctx.retry_budget,
+            stop_event=ctx.stop_event,
+        )
+
+    def _failures(self, page: Page, result: PageResult) -> list[NewFailure]:
+        return [NewFailure(entry, failure_class, reason) for entry, failure_class, reason in result.failures]
+
+    def _account(
+        self,
+        page: Page,
+        result: PageResult,
+        failures: list[NewFailure],
+        seconds: float,
+        cursor: str | None,
+        report: CycleReport,
+    ) -> None:
+        report.pages += 1
+        report.entries += len(page.entries)
+        report.failures += len(failures)
+        failed = {(f.entry.sequence, f.entry.sop_instance_uid) for f in failures}
+        for entry in page.entries:
+            outcome = "failed" if (entry.sequence, entry.sop_instance_uid) in failed else "synced"
+            metrics.ENTRIES.labels(self.name, entry.action.value, outcome).inc()
+            if outcome == "synced":
+                metrics.INSTANCES.labels(self.name, entry.action.value).inc()
+        for failure in failures:
+            metrics.FAILURES.labels(self.name, failure.failure_class).inc()
+            log.error("entry failed", source=self.name, entry=failure.entry.describe(), reason=failure.message)
+        for entry, why in page.skipped:
+            metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
+            log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)
+        if page.next_cursor.isdigit():
+            metrics.CHECKPOINT.labels(self.name).set(int(page.next_cursor))
+        self.state.progressed(self.name)
+        self.state.status(self.name).checkpoint = page.next_cursor
+        log.info(
+            "page",
+            source=self.name,
+            after=self.ctx.source.describe_cursor(cursor),
+            to=self.ctx.source.describe_cursor(page.next_cursor),
+            entries=len(page.entries),
+            skipped=len(page.skipped),
+            studies=len(result.studies),
+            written=sum(1 for s in result.studies if s.written),
+            failures=len(failures),
+            caught_up=page.caught_up,
+            ms=round(seconds * 1000, 1),
+        )

@@ -1,0 +1,158 @@
+"""Sync one page of the feed: group by study, read what FHIR holds once, write studies concurrently.
+
+Studies that share a Patient run one after another in a "lane" (so the Patient is written once,
+with the right version); lanes run in parallel, bounded by DicomCastWorker:MaxConcurrentStudies.
+Within a study, entries stay in feed order. The caller advances the checkpoint only when every
+study of the page is written or recorded as a permanent failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from dicomcast.dicom.models import ChangeEntry, Page
+from dicomcast.fhir.mapping import endpoint_resource, patient_key
+from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
+from dicomcast.logs import get_logger
+from dicomcast.worker import lookups
+from dicomcast.worker.context import SyncContext
+from dicomcast.worker.retry import call_with_retry
+from dicomcast.worker.study import StudyResult, StudyState, sync_study
+
+log = get_logger("dicomcast.worker")
+T = TypeVar("T")
+
+StudyKey = tuple[str | None, str]  # (partition, study uid)
+
+
+@dataclass
+class PageResult:
+    studies: list[StudyResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[tuple[ChangeEntry, str, str]]:
+        return [f for s in self.studies for f in s.failures]
+
+    @property
+    def warnings(self) -> list[MappingWarning]:
+        return [w for s in self.studies for w in s.warnings]
+
+
+def sync_page(ctx: SyncContext, page: Page) -> PageResult:
+    groups = page.by_study()
+    if not groups:
+        return PageResult()
+    contexts = {partition: source_context(ctx, partition) for partition, _ in groups}
+    existing = _with_retry(ctx, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups}))
+    keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
+    all_keys = {k for ks in keys.values() for k in ks}
+    patients = _with_retry(ctx, lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
+    lanes = _lanes(groups, keys)
+    workers = max(1, min(ctx.max_concurrent_studies, len(lanes)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="study") as pool:
+        futures = [pool.submit(_sync_lane, ctx, lane, groups, contexts, existing, patients) for lane in lanes]
+        results = [r for f in futures for r in f.result()]
+    return PageResult(results)
+
+
+def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
+    address = ctx.source.endpoint_address(partition)
+    return SourceContext(source_uri=address, endpoint_reference=f"Endpoint/{ensure_endpoint(ctx, partition)}")
+
+
+def ensure_endpoint(ctx: SyncContext, partition: str | None) -> str:
+    """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing."""
+    with ctx.endpoint_lock:
+        if partition in ctx.endpoint_ids:
+            return ctx.endpoint_ids[partition]
+        address = ctx.source.endpoint_address(partition)
+        wanted = endpoint_resource(address, f"DICOM WADO-RS endpoint {address}", ctx.options)
+        current = _with_retry(ctx, lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
+        if current is None or _differs(current, wanted):
+            _with_retry(ctx, lambda: ctx.fhir.put(wanted))
+        ctx.endpoint_ids[partition] = str(wanted["id"])
+        return ctx.endpoint_ids[partition]
+
+
+def _differs(current: Resource, wanted: Resource) -> bool:
+    return any(current.get(k) != v for k, v in wanted.items() if k not in ("meta", "id"))
+
+
+def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
+    found: list[PatientKey] = []
+    for entry in entries:
+        if entry.metadata is not None:
+            key = patient_key(entry.metadata, ctx.options)
+            if key is not None and key not in found:
+                found.append(key)
+    return found
+
+
+def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[PatientKey]]) -> list[list[StudyKey]]:
+    """Studies that share any patient key go into the same lane, in feed order."""
+    lane_of_key: dict[PatientKey, int] = {}
+    lanes: list[list[StudyKey]] = []
+    for study in groups:
+        shared = {lane_of_key[k] for k in keys[study] if k in lane_of_key}
+        if shared:
+            index = min(shared)
+            for other in sorted(shared - {index}, reverse=True):  # merge lanes joined by this study
+                lanes[index].extend(lanes[other])
+                lanes[other] = []
+        else:
+            index = len(lanes)
+            lanes.append([])
+        lanes[index].append(study)
+        for key in keys[study]:
+            lane_of_key[key] = index
+        for key, lane in list(lane_of_key.items()):
+            if lane in shared:
+                lane_of_key[key] = index
+    return [lane for lane in lanes if lane]
+
+
+def _sync_lane(
+    ctx: SyncContext,
+    lane: list[StudyKey],
+    groups: dict[StudyKey, list[ChangeEntry]],
+    contexts: dict[str | None, SourceContext],
+    existing: dict[str, list[Resource]],
+    patients: dict[PatientKey, Resource],
+) -> list[StudyResult]:
+    shared_patients = dict(patients)  # this lane's view; only its own studies touch these patients
+    results = []
+    for partition, study_uid in lane:
+        source_ctx = contexts[partition]
+        root = source_ctx.source_uri.split("/partitions/")[0]
+        state = StudyState(lookups.pick_study(existing.get(study_uid, []), source_ctx, root), shared_patients)
+        started = time.perf_counter()
+        entries = groups[(partition, study_uid)]
+        result = _with_retry(ctx, partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
+        _log_study(ctx, result, entries, time.perf_counter() - started)
+        results.append(result)
+    return results
+
+
+def _log_study(ctx: SyncContext, result: StudyResult, entries: Sequence[ChangeEntry], seconds: float) -> None:
+    log.info(
+        "study",
+        source=ctx.source.name,
+        study_uid=result.study_uid,
+        sequences=f"{entries[0].sequence}-{entries[-1].sequence}",
+        entries=len(entries),
+        written=result.written,
+        failures=len(result.failures),
+        warnings=len(result.warnings),
+        ms=round(seconds * 1000, 1),
+    )
+    for warning in result.warnings:
+        log.warning("mapping warning", sequence=warning.sequence, tag=warning.tag, detail=warning.message)
+
+
+def _with_retry(ctx: SyncContext, fn: Callable[[], T]) -> T:
+    return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)

@@ -1,0 +1,65 @@
+"""The retry policy for transient failures (tenacity): exponential backoff with jitter, Retry-After
+honoured, bounded by RetryConfiguration:MaxAttempts and :TotalRetryDuration, interruptible by stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from dicomcast.errors import TransientUpstreamError
+from dicomcast.logs import get_logger
+
+T = TypeVar("T")
+log = get_logger("dicomcast.retry")
+
+
+class _WaitHonouringRetryAfter:
+    def __init__(self, maximum: float) -> None:
+        self._backoff = wait_exponential_jitter(initial=0.5, max=maximum, jitter=0.5)
+        self._maximum = maximum
+
+    def __call__(self, state: RetryCallState) -> float:
+        delay = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientUpstreamError) and error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self._maximum))
+        return delay
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("retrying", attempt=state.attempt_number, error=str(error), wait_s=round(state.upcoming_sleep, 2))
+
+
+def _sleep(event: threading.Event, seconds: float) -> None:
+    event.wait(seconds)  # a stop request ends the wait at once
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    max_attempts: int,
+    budget: timedelta,
+    stop_event: threading.Event | None = None,
+    max_wait: float = 30.0,
+) -> T:
+    """Call `fn`, retrying TransientUpstreamError. The last error propagates when the budget is spent."""
+    event = stop_event or threading.Event()
+
+    def stopped(state: RetryCallState) -> bool:
+        return event.is_set()
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransientUpstreamError),
+        stop=stop_after_attempt(max_attempts) | stop_after_delay(budget.total_seconds()) | stopped,
+        wait=_WaitHonouringRetryAfter(max_wait),
+        sleep=lambda seconds: _sleep(event, seconds),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(fn)

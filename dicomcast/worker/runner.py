@@ -1,0 +1,111 @@
+"""Runs the sources' cycles: once (until caught up), or on the APScheduler schedule until stopped.
+
+Each source has its own job (max_instances=1, coalesce): back to back while it is behind
+(DicomCastWorker:PollIntervalDuringCatchup), every DicomCastWorker:PollInterval when caught up.
+SIGTERM/SIGINT set the stop event: the page in hand finishes and is checkpointed, leases are
+released, and the process exits within DicomCastWorker:ShutdownGracePeriod.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from dicomcast.config.settings import WorkerSettings
+from dicomcast.logs import get_logger
+from dicomcast.worker.context import SyncContext
+from dicomcast.worker.lease import make_owner
+from dicomcast.worker.loop import CycleReport, SourceWorker
+from dicomcast.worker.state import WorkerState
+
+log = get_logger("dicomcast.runner")
+
+
+def run_once(workers: list[SourceWorker]) -> list[CycleReport]:
+    """Each source until caught up, then release the leases (the tests' and `run --once`'s mode)."""
+    reports = []
+    for worker in workers:
+        reports.append(worker.run_cycle())
+        worker.release()
+    return reports
+
+
+class Runner:
+    def __init__(self, workers: list[SourceWorker], settings: WorkerSettings, stop_event: threading.Event) -> None:
+        self.workers = workers
+        self.settings = settings
+        self.stop_event = stop_event
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+
+    def run(self) -> None:
+        """Block until stopped; one failing source never stops the others."""
+        for worker in self.workers:
+            self._schedule(worker, delay=timedelta(0))
+        self.scheduler.start()
+        log.info("started", sources=[w.name for w in self.workers])
+        while not self.stop_event.wait(0.5):
+            pass
+        self._shutdown()
+
+    def _schedule(self, worker: SourceWorker, delay: timedelta) -> None:
+        if self.stop_event.is_set():
+            return
+        self.scheduler.add_job(
+            self._cycle,
+            DateTrigger(run_date=datetime.now(UTC) + delay),
+            args=[worker],
+            id=f"poll:{worker.name}",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def _cycle(self, worker: SourceWorker) -> None:
+        report = worker.run_cycle()
+        if report.waiting_for_lease:
+            delay = min(self.settings.poll_interval, self.settings.lease_duration / 2)
+        elif report.ok and not report.caught_up:
+            delay = self.settings.poll_interval_during_catchup
+        else:
+            delay = self.settings.poll_interval
+        self._schedule(worker, delay)
+
+    def _shutdown(self) -> None:
+        """Let the page in hand finish within the grace period; past it, abandon it (its checkpoint
+        was not advanced, so it is simply done again by the next run)."""
+        started = time.monotonic()
+        waiter = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(self.settings.shutdown_grace_period.total_seconds())
+        if waiter.is_alive():
+            log.warning("grace period over: work in hand abandoned, checkpoint kept")
+        for worker in self.workers:
+            worker.release()
+        log.info("stopped", seconds=round(time.monotonic() - started, 2))
+
+
+def install_signal_handlers(stop_event: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested", signal=signal.Signals(signum).name)
+        stop_event.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def make_workers(
+    contexts: list[SyncContext],
+    state: WorkerState,
+    lease_duration: timedelta,
+    owner_factory: Callable[[], str] = make_owner,
+) -> list[SourceWorker]:
+    owner = owner_factory()
+    return [SourceWorker(ctx, state, owner, lease_duration.total_seconds()) for ctx in contexts]

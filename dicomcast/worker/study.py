@@ -1,0 +1,160 @@
+"""Sync one study's entries of a page: map against what FHIR holds, write one transaction.
+
+On 412 (someone changed a resource since it was read) the study is re-read, re-merged and
+written again. On a permanent FHIR error for a multi-entry study, each entry is tried alone so
+that one poison entry does not keep the others out of FHIR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dicomcast.dicom.models import ChangeEntry
+from dicomcast.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError
+from dicomcast.fhir.client import delete_entry, put_entry
+from dicomcast.fhir.mapping import map_study
+from dicomcast.fhir.mapping.types import (
+    MappingWarning,
+    PatientKey,
+    Resource,
+    SourceContext,
+    StudyInput,
+    StudyOutput,
+)
+from dicomcast.worker import lookups
+from dicomcast.worker.context import SyncContext
+
+MAX_CONFLICT_RETRIES = 5
+DOSE_SR_MODALITY = "SR"
+
+
+@dataclass
+class StudyResult:
+    study_uid: str
+    entries: int
+    written: bool = False
+    failures: list[tuple[ChangeEntry, str, str]] = field(default_factory=list)  # (entry, class, reason)
+    warnings: list[MappingWarning] = field(default_factory=list)
+
+
+@dataclass
+class StudyState:
+    """What FHIR holds for a study and its patients, as last read or written."""
+
+    study: Resource | None
+    patients: dict[PatientKey, Resource]
+    observations: list[Resource] = field(default_factory=list)
+
+
+def transaction_entries(output: StudyOutput) -> list[dict[str, Any]]:
+    """Patients first (the study references them), then the study, then dose Observations."""
+    entries = [put_entry(p, if_match=_version(p)) for p in output.patients]
+    if output.imaging_study is not None:
+        entries.append(put_entry(output.imaging_study, if_match=_version(output.imaging_study)))
+    if output.delete_imaging_study is not None:
+        entries.append(delete_entry("ImagingStudy", str(output.delete_imaging_study["id"])))
+    entries += [put_entry(o, if_match=_version(o)) for o in output.observations]
+    entries += [delete_entry("Observation", str(o["id"])) for o in output.delete_observations]
+    return entries
+
+
+def _version(resource: Resource) -> str | None:
+    meta = resource.get("meta") or {}
+    version = meta.get("versionId")
+    return str(version) if version else None
+
+
+def sync_study(
+    ctx: SyncContext,
+    source_ctx: SourceContext,
+    study_uid: str,
+    partition: str | None,
+    entries: Sequence[ChangeEntry],
+    state: StudyState,
+) -> StudyResult:
+    """Write the study's entries; `state` is updated with what was written (for the next study of a lane)."""
+    try:
+        return _write_with_conflict_retry(ctx, source_ctx, study_uid, partition, entries, state)
+    except PermanentUpstreamError as exc:
+        if len(entries) == 1:
+            return StudyResult(study_uid, 1, failures=[(entries[0], "fhir", str(exc))])
+    result = StudyResult(study_uid, len(entries))
+    for entry in entries:  # isolate the poison entry; the others still land
+        one = sync_study(ctx, source_ctx, study_uid, partition, [entry], state)
+        result.written |= one.written
+        result.failures += one.failures
+        result.warnings += one.warnings
+    return result
+
+
+def _write_with_conflict_retry(
+    ctx: SyncContext,
+    source_ctx: SourceContext,
+    study_uid: str,
+    partition: str | None,
+    entries: Sequence[ChangeEntry],
+    state: StudyState,
+) -> StudyResult:
+    for _ in range(MAX_CONFLICT_RETRIES):
+        if _needs_observations(entries, state.study):
+            state.observations = lookups.observations_of(ctx.fhir, state.study)
+        output = map_study(
+            StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations),
+            source_ctx,
+            ctx.options,
+        )
+        result = StudyResult(
+            study_uid,
+            len(entries),
+            failures=[(f.entry, "dicom", f.reason) for f in output.failures],
+            warnings=list(output.warnings),
+        )
+        planned = transaction_entries(output)
+        if not planned:
+            return result
+        try:
+            outcomes = ctx.fhir.transaction(planned)
+        except ConflictError:
+            lookups.refresh(ctx.fhir, study_uid, source_ctx, state)
+            continue
+        _remember_written(output, outcomes, state)
+        result.written = True
+        return result
+    raise TransientUpstreamError("FHIR server", f"study {study_uid}: version conflicts persisted")
+
+
+def _remember_written(output: StudyOutput, outcomes: Sequence[Any], state: StudyState) -> None:
+    """Keep the lane's view current: the written resources with their new versionId."""
+    written = [*output.patients]
+    if output.imaging_study is not None:
+        written.append(output.imaging_study)
+    for resource, outcome in zip(written, outcomes, strict=False):
+        updated = {**resource, "meta": {**resource.get("meta", {}), "versionId": outcome.version_id}}
+        if resource["resourceType"] == "Patient":
+            for key in lookups.patient_keys_of(updated):
+                state.patients[key] = updated
+        else:
+            state.study = updated
+    if output.delete_imaging_study is not None:
+        state.study = None
+
+
+def _needs_observations(entries: Sequence[ChangeEntry], study: Resource | None) -> bool:
+    """Dose Observations are read only where a dose SR may be involved."""
+    for entry in entries:
+        modality = ((entry.metadata or {}).get("00080060", {}).get("Value") or [None])[0]
+        if modality == DOSE_SR_MODALITY:
+            return True
+    if study is None or not any(e.metadata is None for e in entries):
+        return False
+    return any(_series_modality(s) == DOSE_SR_MODALITY for s in study.get("series", []))
+
+
+def _series_modality(series: dict[str, Any]) -> str | None:
+    modality = series.get("modality") or {}
+    if "coding" in modality:  # R5 CodeableConcept
+        modality = (modality.get("coding") or [{}])[0]
+    code = modality.get("code")
+    return str(code) if code else None

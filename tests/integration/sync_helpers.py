@@ -1,0 +1,101 @@
+"""Helpers for end-to-end tests: run the real `dicomcast` command, read back what FHIR holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.peers import Peer
+
+KINDS = ("ImagingStudy", "Patient", "Endpoint", "Observation")
+
+
+def orthanc_env(orthanc: Peer, fhir: Peer, store: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.lower().startswith(("dicomweb__", "fhir__", "store__", "keyvault__"))
+    }
+    env.update(
+        {
+            "DicomWeb__Endpoint": orthanc.url,
+            "DicomWeb__ServerType": "Orthanc",
+            "DicomWeb__Authentication__Enabled": "true",
+            "DicomWeb__Authentication__AuthenticationType": "Basic",
+            "DicomWeb__Authentication__BasicCredential__Username": orthanc.extra["username"],
+            "DicomWeb__Authentication__BasicCredential__Password": orthanc.extra["password"],
+            "Fhir__Endpoint": fhir.url,
+            "Store__ConnectionString": f"sqlite:///{store}",
+            "Patient__PatientSystemId": "urn:oid:1.2.3.4.5",
+            "DicomCastWorker__PollInterval": "1s",
+            "Logging__Format": "json",
+            **extra,
+        }
+    )
+    return env
+
+
+def dicomcast(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dicomcast", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_dicomcast(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dicomcast", *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def fetch_all(fhir: Peer, kind: str) -> list[dict[str, Any]]:
+    resources: list[dict[str, Any]] = []
+    url: str | None = f"{fhir.url}/{kind}?_count=200"
+    with httpx.Client(timeout=30) as client:
+        while url:
+            bundle = client.get(url).json()
+            resources += [
+                e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") == kind
+            ]
+            url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+    return resources
+
+
+def snapshot(fhir: Peer) -> dict[str, dict[str, dict[str, Any]]]:
+    """kind -> id -> resource, for every kind dicomcast writes."""
+    return {kind: {r["id"]: r for r in fetch_all(fhir, kind)} for kind in KINDS}
+
+
+def content(snap: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, str]]:
+    """The snapshot without server-managed meta (versions, times): what must match across runs."""
+
+    def strip(resource: dict[str, Any]) -> str:
+        body = {k: v for k, v in resource.items() if k != "meta"}
+        body["meta.source"] = resource.get("meta", {}).get("source")
+        return json.dumps(body, sort_keys=True)
+
+    return {kind: {rid: strip(r) for rid, r in items.items()} for kind, items in snap.items()}
+
+
+def versions(snap: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    return {f"{kind}/{rid}": r["meta"]["versionId"] for kind, items in snap.items() for rid, r in items.items()}
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
