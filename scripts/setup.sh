@@ -12,6 +12,13 @@ SEKMET_VERSION=0.1.1
 
 say() { printf '[setup] %s\n' "$*"; }
 
+# Run a noisy installer; show its output only when it fails.
+quiet() {
+  local log; log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then cat "$log"; rm -f "$log"; say "failed: $*"; exit 1; fi
+  rm -f "$log"
+}
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     say "need root for: $*"; exit 1; fi
@@ -29,8 +36,8 @@ stamp=$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$stamp" ]; then
   say "creating .venv and installing dicomcast with its test tools"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  quiet .venv/bin/python -m pip install --upgrade pip
+  quiet .venv/bin/python -m pip install -e '.[dev]'
   .venv/bin/python -c 'import dicomcast, pytest, mypy'   # fails loudly if the install did not work
   echo "$stamp" > .venv/.stamp
 fi
@@ -39,7 +46,7 @@ if [ ! -x .tools/fhir-venv/bin/sekmet ]; then
   say "installing the sekmet-fhir $SEKMET_VERSION FHIR R4 test server in .tools/fhir-venv"
   mkdir -p .tools
   "$PYTHON" -m venv .tools/fhir-venv
-  .tools/fhir-venv/bin/python -m pip install -q "sekmet-fhir==$SEKMET_VERSION" 2>&1 | grep -v '^WARNING: Location' || true
+  quiet .tools/fhir-venv/bin/python -m pip install "sekmet-fhir==$SEKMET_VERSION"
   [ -x .tools/fhir-venv/bin/sekmet ]
 fi
 
