@@ -8,7 +8,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+)
+from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
 from dicomcast.errors import TransientUpstreamError
@@ -36,6 +44,16 @@ def _log_retry(state: RetryCallState) -> None:
     log.warning("retrying", attempt=state.attempt_number, error=str(error), wait_s=round(state.upcoming_sleep, 2))
 
 
+class _StopOnEvent(stop_base):
+    """Stop retrying once a stop was requested (SIGTERM): the work in hand is abandoned, not retried."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._event.is_set()
+
+
 def _sleep(event: threading.Event, seconds: float) -> None:
     event.wait(seconds)  # a stop request ends the wait at once
 
@@ -51,12 +69,9 @@ def call_with_retry(
     """Call `fn`, retrying TransientUpstreamError. The last error propagates when the budget is spent."""
     event = stop_event or threading.Event()
 
-    def stopped(state: RetryCallState) -> bool:
-        return event.is_set()
-
     retrying = Retrying(
         retry=retry_if_exception_type(TransientUpstreamError),
-        stop=stop_after_attempt(max_attempts) | stop_after_delay(budget.total_seconds()) | stopped,
+        stop=stop_any(stop_after_attempt(max_attempts), stop_after_delay(budget.total_seconds()), _StopOnEvent(event)),
         wait=_WaitHonouringRetryAfter(max_wait),
         sleep=lambda seconds: _sleep(event, seconds),
         before_sleep=_log_retry,

@@ -1,0 +1,298 @@
+"""The Azure Health Data Services DICOM service (and Medical Imaging Server for DICOM) as a source.
+
+v1 reads `/v1/changefeed?offset=<last sequence>&limit=`: `limit` caps the *sequence* relative to
+`offset`, and sequence numbers have gaps, so an empty page only means "caught up" when
+`/changefeed/latest` says so; otherwise the empty range is stepped over.
+
+v2 reads `/v2/changefeed?startTime=&endTime=&offset=&limit=`, a time window ordered by
+(Timestamp, Sequence). The cursor is that pair (plus how many rows share its timestamp, see
+`azure_cursor`): each read starts at the cursor's timestamp (inclusive), past those rows by offset,
+and drops anything not after the cursor, so a restart neither skips nor re-reads. The window ends
+`safety_lag` before now because a row's Timestamp is set before its commit.
+
+The feed is cross-partition; each entry names its partition. Metadata and viewer links use
+`/partitions/{name}` only when the service has data partitions enabled (asked once, `GET /partitions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from dicomcast.config.settings import DicomWebSettings
+from dicomcast.dicom.azure_cursor import advance, parse_sequence_cursor, parse_time_cursor
+from dicomcast.dicom.azure_entries import (
+    DEFAULT_PARTITION,
+    EntryFormatError,
+    FeedEntry,
+    FeedKey,
+    datetime_of,
+    lower_keys,
+    parse_entry,
+    parse_sequence,
+    parse_ticks,
+    ticks_of,
+)
+from dicomcast.dicom.azure_http import (
+    json_body,
+    parse_service_root,
+    private_root,
+    raise_for_status,
+    raise_transport_error,
+)
+from dicomcast.dicom.models import (
+    ChangeAction,
+    ChangeEntry,
+    ChangeSource,
+    ChangeState,
+    DicomJson,
+    FeedPosition,
+    Page,
+)
+from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError
+
+V1_MAX_LIMIT = 100
+V2_MAX_LIMIT = 200
+DEFAULT_SAFETY_LAG = timedelta(seconds=5)
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_V2_START = "0001-01-01T00:00:00Z"
+_DICOM_JSON = "application/dicom+json"
+
+log = structlog.get_logger(__name__)
+
+
+class AzureChangeFeedSource(ChangeSource):
+    """A `ChangeSource` over the Azure DICOM service's change feed, API v1 or v2."""
+
+    def __init__(
+        self,
+        settings: DicomWebSettings,
+        *,
+        batch_size: int | None = None,
+        auth: httpx.Auth | None = None,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        safety_lag: timedelta = DEFAULT_SAFETY_LAG,
+        ignore_parsing_errors: bool = False,
+    ) -> None:
+        self.public = parse_service_root(settings.endpoint)
+        self.root = private_root(settings.private_endpoint, self.public) if settings.private_endpoint else self.public
+        self.version = self.public.version
+        self.name = f"azure:{self.public.url}"
+        max_limit = V1_MAX_LIMIT if self.version == 1 else V2_MAX_LIMIT
+        self.limit = min(batch_size or max_limit, max_limit)
+        self.partitions = {name.lower() for name in settings.partitions}
+        self._owns_client = client is None
+        self._client = client or httpx.Client(auth=auth, transport=transport, timeout=DEFAULT_TIMEOUT)
+        self._clock = clock
+        self._safety_lag = safety_lag
+        self._ignore_parsing_errors = ignore_parsing_errors
+        self._partitions_enabled: bool | None = None
+
+    # ---- ChangeSource ----------------------------------------------------------------------
+
+    def read_page(self, cursor: str | None) -> Page:
+        if self.version == 1:
+            return self._read_page_v1(cursor)
+        return self._read_page_v2(cursor)
+
+    def read_metadata(self, entry: ChangeEntry) -> DicomJson | None:
+        url = (
+            f"{self.root.partition_url(entry.partition)}/studies/{entry.study_uid}"
+            f"/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/metadata"
+        )
+        response = self._get(url, {}, accept=_DICOM_JSON, allow=(404,))
+        if response.status_code == 404:
+            return None
+        body = json_body(response)
+        if isinstance(body, list) and body and isinstance(body[0], dict):
+            return body[0]
+        return body if isinstance(body, dict) and body else None
+
+    def endpoint_address(self, partition: str | None) -> str:
+        return self.public.partition_url(partition)
+
+    def latest(self) -> FeedPosition:
+        body = json_body(self._feed_get("/changefeed/latest", {"includeMetadata": "false"}))
+        if not isinstance(body, dict):
+            return FeedPosition(None, None)  # an empty feed
+        stamp = lower_keys(body).get("timestamp")
+        try:
+            moment = datetime_of(parse_ticks(stamp)) if isinstance(stamp, str) else None
+        except EntryFormatError:
+            moment = None
+        return FeedPosition(_raw_sequence(body) or None, moment)
+
+    def describe_cursor(self, cursor: str | None) -> str:
+        if not cursor:
+            return "the start of the feed"
+        if self.version == 1:
+            return f"sequence {parse_sequence_cursor(cursor)}"
+        return parse_time_cursor(cursor).describe()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    # ---- v1: sequence offsets ----------------------------------------------------------------
+
+    def _read_page_v1(self, cursor: str | None) -> Page:
+        offset = parse_sequence_cursor(cursor)
+        # Read `latest` first: a range found empty *after* it was known is a real gap, not a race.
+        latest = self.latest().sequence or 0
+        rows = self._changefeed({"offset": str(offset), "limit": str(self.limit)})
+        parsed = self._parse_rows(rows)
+        if rows:
+            last = max(offset + 1, *(_raw_sequence(row) for row in rows))
+            return self._page(parsed, str(last), caught_up=last >= latest)
+        if offset < latest:  # a gap in the sequence: nothing in (offset, offset + limit]
+            return Page(entries=(), next_cursor=str(offset + self.limit), caught_up=False)
+        return Page(entries=(), next_cursor=str(offset), caught_up=True)
+
+    # ---- v2: time windows ------------------------------------------------------------------
+
+    def _read_page_v2(self, cursor: str | None) -> Page:
+        after = parse_time_cursor(cursor) if cursor else None
+        end_ticks = ticks_of(self._clock() - self._safety_lag)
+        if after and end_ticks <= after.key.ticks:  # the window is empty (and the service would say 400)
+            return Page(entries=(), next_cursor=str(cursor), caught_up=True)
+        window = {
+            "startTime": after.key.timestamp if after else _V2_START,
+            "endTime": FeedKey(end_ticks, 0).timestamp,
+            "limit": str(self.limit),
+        }
+        offset = after.rows_at_timestamp if after else 0
+        while True:  # skip rows at the cursor's own timestamp that were read already
+            rows = self._changefeed({**window, "offset": str(offset)})
+            keys = [_raw_key(row) for row in rows]
+            if len(rows) < self.limit or after is None or max(keys) > after.key:
+                break
+            offset += len(rows)
+        caught_up = len(rows) < self.limit
+        moved = advance(after, offset, keys)
+        if moved is None:
+            return Page(entries=(), next_cursor=cursor or "", caught_up=caught_up)
+        fresh = [row for row in self._parse_rows(rows) if after is None or row.key > after.key]
+        return self._page(fresh, str(moved), caught_up=caught_up)
+
+    # ---- entries ---------------------------------------------------------------------------
+
+    def _changefeed(self, params: dict[str, str]) -> list[Any]:
+        body = json_body(self._feed_get("/changefeed", {**params, "includeMetadata": "true"}))
+        if body is None:
+            return []
+        if not isinstance(body, list):
+            raise PermanentUpstreamError("DICOMweb", f"{self.root.url}/changefeed did not answer a JSON array")
+        return body
+
+    def _parse_rows(self, rows: Sequence[Any]) -> list[FeedEntry]:
+        parsed = (self._parse_one(row) for row in rows)
+        return [entry for entry in parsed if entry is not None]
+
+    def _parse_one(self, row: Any) -> FeedEntry | None:
+        try:
+            return parse_entry(row)
+        except EntryFormatError as error:
+            try:
+                where = f"sequence {parse_sequence(row)}"
+            except EntryFormatError:
+                where = "an entry without a sequence"
+            if not self._ignore_parsing_errors:
+                raise PermanentUpstreamError(
+                    "DICOMweb",
+                    f"change-feed {where} cannot be read ({error}); set "
+                    "DicomCast:Features:IgnoreJsonParsingErrors=true to skip such entries",
+                ) from error
+            log.warning("change_feed_entry_unreadable", where=where, reason=str(error))
+            return None
+
+    def _page(self, parsed: Sequence[FeedEntry], next_cursor: str, *, caught_up: bool) -> Page:
+        entries: list[ChangeEntry] = []
+        skipped: list[tuple[ChangeEntry, str]] = []
+        partitioned = self._partitions_on() if parsed else False
+        for row in parsed:
+            entry = self._addressed(row, partitioned)
+            reason = self._skip_reason(row, entry)
+            if reason is None and entry.metadata is None and entry.action is not ChangeAction.DELETE:
+                entry = self._with_metadata(entry)
+                reason = None if entry.metadata is not None else "instance no longer exists"
+            if reason is None:
+                entries.append(entry)
+            else:
+                skipped.append((entry, reason))
+        return Page(entries=entries, next_cursor=next_cursor, caught_up=caught_up, skipped=skipped)
+
+    def _addressed(self, row: FeedEntry, partitioned: bool) -> ChangeEntry:
+        """Without data partitions, `Microsoft.Default` is no URL segment: the entry has no partition."""
+        entry = row.entry
+        if partitioned:
+            return entry if entry.partition else _replace(entry, partition=DEFAULT_PARTITION)
+        return _replace(entry, partition=None) if entry.partition else entry
+
+    def _skip_reason(self, row: FeedEntry, entry: ChangeEntry) -> str | None:
+        name = (row.partition_name or DEFAULT_PARTITION).lower()
+        if self.partitions and name not in self.partitions:
+            return f"partition {row.partition_name or DEFAULT_PARTITION} is not in DicomWeb:Partitions"
+        if entry.action is not ChangeAction.DELETE and entry.state is ChangeState.DELETED:
+            return f"{entry.action.value} of an instance deleted since (its delete entry follows)"
+        return None
+
+    def _with_metadata(self, entry: ChangeEntry) -> ChangeEntry:
+        return _replace(entry, metadata=self.read_metadata(entry))
+
+    def _partitions_on(self) -> bool:
+        """Whether the service has data partitions: `GET /partitions` is 400 when they are off."""
+        if self._partitions_enabled is None:
+            response = self._get(f"{self.root.url}/partitions", {}, allow=(400, 404, 405))
+            self._partitions_enabled = response.status_code in (200, 204)
+        return self._partitions_enabled
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    def _feed_get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """A change-feed GET; 404 means the URL or its API version is wrong, not a missing entry."""
+        response = self._get(f"{self.root.url}{path}", params, allow=(404,))
+        if response.status_code == 404:
+            raise ServerNotSupportedError(
+                "DICOMweb",
+                f"{self.root.url}{path} answered 404: DicomWeb:Endpoint (or DicomWeb:PrivateEndpoint) "
+                "must be the DICOM service URL with its API version, e.g. https://<service>/v2",
+                status=404,
+            )
+        return response
+
+    def _get(
+        self, url: str, params: dict[str, str], *, accept: str = "application/json", allow: tuple[int, ...] = ()
+    ) -> httpx.Response:
+        try:
+            response = self._client.get(url, params=params, headers={"Accept": accept})
+        except httpx.TransportError as error:
+            raise_transport_error(error)
+        raise_for_status(response, allow=allow)
+        return response
+
+
+def _replace(entry: ChangeEntry, **changes: Any) -> ChangeEntry:
+    return dataclasses.replace(entry, **changes)
+
+
+def _raw_key(row: Any) -> FeedKey:
+    """A row's feed position without parsing the rest of it; FeedKey(0, 0) when unreadable."""
+    try:
+        stamp = lower_keys(row).get("timestamp") if isinstance(row, dict) else None
+        return FeedKey(parse_ticks(str(stamp)), parse_sequence(row))
+    except EntryFormatError:
+        return FeedKey(0, 0)
+
+
+def _raw_sequence(row: Any) -> int:
+    try:
+        return parse_sequence(row)
+    except EntryFormatError:
+        return 0  # an unreadable entry without a sequence cannot move the cursor

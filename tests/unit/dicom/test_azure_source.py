@@ -1,0 +1,325 @@
+"""The Azure source's cursor logic against a mocked service (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from dicomcast.config.settings import DicomWebSettings
+from dicomcast.dicom.azure import AzureChangeFeedSource
+from dicomcast.dicom.azure_entries import format_ticks, parse_ticks, ticks_of
+from dicomcast.dicom.models import ChangeAction, ChangeEntry
+from dicomcast.errors import AuthError, ConfigError, PermanentUpstreamError, TransientUpstreamError
+
+ROOT = "https://dicom.example.test"
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+META = {"00100020": {"vr": "LO", "Value": ["P1"]}}
+
+
+def row(
+    sequence: int,
+    *,
+    ticks: int | None = None,
+    action: str = "Create",
+    state: str = "Current",
+    sop: str | None = None,
+    partition: str = "Microsoft.Default",
+    metadata: Any = META,
+) -> dict[str, Any]:
+    stamp = ticks if ticks is not None else ticks_of(NOW - timedelta(minutes=10)) + sequence * 10
+    entry = {
+        "sequence": sequence,
+        "partitionName": partition,
+        "studyInstanceUid": "1.2",
+        "seriesInstanceUid": "1.2.3",
+        "sopInstanceUid": sop or f"1.2.3.{sequence}",
+        "action": action,
+        "timestamp": format_ticks(stamp),
+        "state": state,
+    }
+    if metadata is not None:
+        entry["metadata"] = metadata
+    return entry
+
+
+class FakeService:
+    """Just enough of the change feed to test the client's paging; records each request."""
+
+    def __init__(self, rows: list[dict[str, Any]], *, partitions: bool = False) -> None:
+        self.rows = rows
+        self.partitions = partitions
+        self.requests: list[httpx.Request] = []
+        self.wado: dict[str, Any] = {}
+        self.status: int | None = None
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.status:
+            return httpx.Response(self.status, headers={"Retry-After": "3"})
+        path, query = request.url.path, request.url.params
+        if path.endswith("/partitions"):
+            return httpx.Response(200, json=[]) if self.partitions else httpx.Response(400)
+        if path.endswith("/metadata"):
+            sop = path.split("/")[-2]
+            return httpx.Response(200, json=[self.wado[sop]]) if sop in self.wado else httpx.Response(404)
+        by_time = path.startswith("/v2")
+        order: Callable[[dict[str, Any]], Any] = lambda r: (  # noqa: E731
+            (parse_ticks(r["timestamp"]), r["sequence"]) if by_time else r["sequence"]
+        )
+        rows = sorted(self.rows, key=order)
+        if path.endswith("/latest"):
+            return httpx.Response(200, json=rows[-1]) if rows else httpx.Response(204)
+        offset, limit = int(query["offset"]), int(query["limit"])
+        if by_time:
+            start, end = parse_ticks(query["startTime"]), parse_ticks(query["endTime"])
+            window = [r for r in rows if start <= parse_ticks(r["timestamp"]) < end]
+            return httpx.Response(200, json=window[offset : offset + limit])
+        return httpx.Response(200, json=[r for r in rows if offset < r["sequence"] <= offset + limit])
+
+    def feed_reads(self) -> list[httpx.QueryParams]:
+        return [r.url.params for r in self.requests if r.url.path.endswith("/changefeed")]
+
+
+def source(service: FakeService, version: int = 1, **options: Any) -> AzureChangeFeedSource:
+    settings = DicomWebSettings(endpoint=f"{ROOT}/v{version}", **options.pop("settings", {}))
+    options.setdefault("clock", lambda: NOW)
+    return AzureChangeFeedSource(settings, transport=httpx.MockTransport(service.handle), **options)
+
+
+def read_all(
+    feed: AzureChangeFeedSource, cursor: str | None = None, pages: int = 1000
+) -> tuple[list[ChangeEntry], str | None]:
+    entries: list[ChangeEntry] = []
+    for _ in range(pages):
+        page = feed.read_page(cursor)
+        entries.extend(page.entries)
+        cursor = page.next_cursor
+        if page.caught_up:
+            return entries, cursor
+    raise AssertionError("never caught up")
+
+
+# ---- v1 ------------------------------------------------------------------------------------
+
+
+def test_v1_reads_by_sequence_with_the_capped_limit() -> None:
+    service = FakeService([row(n) for n in range(1, 6)])
+    feed = source(service, batch_size=500)
+    page = feed.read_page(None)
+    assert [e.sequence for e in page.entries] == [1, 2, 3, 4, 5]
+    assert page.next_cursor == "5" and page.caught_up
+    assert service.feed_reads()[0]["limit"] == "100"
+    assert service.feed_reads()[0]["offset"] == "0"
+    assert service.feed_reads()[0]["includeMetadata"] == "true"
+
+
+def test_v1_steps_over_a_gap_larger_than_the_limit_without_skipping() -> None:
+    service = FakeService([row(1), row(2), row(1003), row(1004)])
+    feed = source(service, batch_size=10)
+    entries, cursor = read_all(feed)
+    assert [e.sequence for e in entries] == [1, 2, 1003, 1004]
+    assert cursor == "1004"
+    offsets = [int(q["offset"]) for q in service.feed_reads()]
+    assert offsets[:3] == [0, 2, 12] and offsets[-1] == 1002  # stepped by `limit` through the gap
+
+
+def test_v1_empty_page_at_latest_is_caught_up() -> None:
+    service = FakeService([row(1)])
+    page = source(service).read_page("1")
+    assert page.caught_up and page.next_cursor == "1" and not page.entries
+
+
+def test_v1_empty_feed() -> None:
+    service = FakeService([])
+    feed = source(service)
+    page = feed.read_page(None)
+    assert page.caught_up and not page.entries and page.next_cursor == "0"
+    assert feed.latest().sequence is None
+
+
+def test_v1_full_page_below_latest_is_not_caught_up() -> None:
+    service = FakeService([row(n) for n in range(1, 21)])
+    page = source(service, batch_size=10).read_page(None)
+    assert page.next_cursor == "10" and not page.caught_up
+
+
+# ---- v2 ------------------------------------------------------------------------------------
+
+
+def test_v2_window_is_zoned_and_ends_before_now() -> None:
+    service = FakeService([row(1)])
+    source(service, version=2).read_page(None)
+    query = service.feed_reads()[0]
+    assert query["startTime"] == "0001-01-01T00:00:00Z"
+    assert query["endTime"].endswith("Z")
+    assert parse_ticks(query["endTime"]) == ticks_of(NOW - timedelta(seconds=5))
+    assert query["limit"] == "200"
+
+
+def test_v2_orders_by_timestamp_then_sequence_and_resumes_without_rereading() -> None:
+    base = ticks_of(NOW - timedelta(minutes=1))
+    # Sequence order differs from time order; several rows share a timestamp; 7th digit matters.
+    rows = [
+        row(5, ticks=base + 1),
+        row(3, ticks=base + 2),
+        row(4, ticks=base + 2),
+        row(1, ticks=base + 3),
+        row(2, ticks=base + 3),
+        row(9, ticks=base + 4),
+    ]
+    service = FakeService(rows)
+    feed = source(service, version=2, batch_size=2)
+    seen: list[int] = []
+    cursor = None
+    for _ in range(10):
+        page = feed.read_page(cursor)
+        seen.extend(e.sequence for e in page.entries)
+        cursor = page.next_cursor
+        # a new source from the stored cursor stands for a restart after every page
+        feed = source(service, version=2, batch_size=2)
+        if page.caught_up:
+            break
+    assert seen == [5, 3, 4, 1, 2, 9]
+
+
+def test_v2_many_rows_at_the_cursor_timestamp_are_paged_by_offset() -> None:
+    same = ticks_of(NOW - timedelta(minutes=1))
+    service = FakeService([row(n, ticks=same) for n in range(1, 8)])
+    feed = source(service, version=2, batch_size=3)
+    entries, cursor = read_all(feed)
+    assert [e.sequence for e in entries] == list(range(1, 8))
+    assert cursor is not None and cursor.startswith("7@")
+    # the last page re-anchors at that timestamp and skips the 6 rows already read by offset
+    assert [q["offset"] for q in service.feed_reads()][-3:] == ["0", "3", "6"]
+
+
+def test_v2_cursor_without_a_row_count_still_skips_nothing() -> None:
+    same = ticks_of(NOW - timedelta(minutes=1))
+    service = FakeService([row(n, ticks=same) for n in range(1, 8)])
+    cursor = f"5@{format_ticks(same)}"  # no "#n": the rows at the timestamp are stepped over by offset
+    entries, moved = read_all(source(service, version=2, batch_size=2), cursor)
+    assert [e.sequence for e in entries] == [6, 7]
+    assert moved == f"7@{format_ticks(same)}#7"
+    assert [q["offset"] for q in service.feed_reads()] == ["0", "2", "4", "6"]
+
+
+def test_v2_rows_newer_than_the_window_wait_for_the_safety_lag() -> None:
+    service = FakeService([row(1, ticks=ticks_of(NOW - timedelta(seconds=2)))])
+    page = source(service, version=2).read_page(None)
+    assert not page.entries and page.caught_up
+    later = source(service, version=2, clock=lambda: NOW + timedelta(seconds=10))
+    assert [e.sequence for e in later.read_page(page.next_cursor or None).entries] == [1]
+
+
+def test_v2_cursor_ahead_of_the_window_sends_no_bad_window() -> None:
+    service = FakeService([])
+    feed = source(service, version=2)
+    cursor = f"4@{format_ticks(ticks_of(NOW))}"
+    page = feed.read_page(cursor)
+    assert page.caught_up and page.next_cursor == cursor
+    assert service.feed_reads() == []
+
+
+def test_v2_latest_and_cursor_words() -> None:
+    service = FakeService([row(1), row(2)])
+    feed = source(service, version=2)
+    assert feed.latest().sequence == 2
+    assert feed.describe_cursor("2@2026-01-01T00:00:00.0000000Z") == "sequence 2 at 2026-01-01T00:00:00.0000000Z"
+    assert feed.describe_cursor(None) == "the start of the feed"
+    with pytest.raises(ConfigError, match="not a v2 change-feed position"):
+        feed.read_page("42")
+
+
+def test_v1_rejects_a_v2_cursor() -> None:
+    with pytest.raises(ConfigError, match="not a v1 change-feed sequence"):
+        source(FakeService([])).read_page("2@2026-01-01T00:00:00Z")
+
+
+# ---- entries ---------------------------------------------------------------------------------
+
+
+def test_create_of_a_deleted_instance_is_skipped_and_delete_kept() -> None:
+    service = FakeService(
+        [
+            row(1, state="Deleted", metadata=None, sop="9"),
+            row(2, action="Delete", state="Deleted", metadata=None, sop="9"),
+        ]
+    )
+    page = source(service).read_page(None)
+    assert [(e.sequence, e.action) for e in page.entries] == [(2, ChangeAction.DELETE)]
+    assert [(e.sequence, why) for e, why in page.skipped] == [
+        (1, "create of an instance deleted since (its delete entry follows)")
+    ]
+    assert not [r for r in service.requests if r.url.path.endswith("/metadata")]
+
+
+def test_missing_metadata_is_read_from_wado() -> None:
+    service = FakeService([row(1, metadata=None), row(2, metadata=None)])
+    service.wado["1.2.3.1"] = {"00100020": {"vr": "LO", "Value": ["FROM-WADO"]}}
+    page = source(service).read_page(None)
+    assert [e.metadata for e in page.entries] == [service.wado["1.2.3.1"]]
+    assert [(e.sequence, why) for e, why in page.skipped] == [(2, "instance no longer exists")]
+    wado = [r for r in service.requests if r.url.path.endswith("/metadata")]
+    assert wado[0].url.path == "/v1/studies/1.2/series/1.2.3/instances/1.2.3.1/metadata"
+    assert wado[0].headers["Accept"] == "application/dicom+json"
+
+
+def test_partitions_filter_and_addresses() -> None:
+    service = FakeService([row(1, partition="north"), row(2, partition="south"), row(3)], partitions=True)
+    feed = source(service, settings={"Partitions": "north,Microsoft.Default"})
+    page = feed.read_page(None)
+    assert [(e.sequence, e.partition) for e in page.entries] == [(1, "north"), (3, "Microsoft.Default")]
+    assert [(e.sequence, why) for e, why in page.skipped] == [(2, "partition south is not in DicomWeb:Partitions")]
+    assert feed.endpoint_address("north") == f"{ROOT}/v1/partitions/north"
+
+
+def test_without_data_partitions_the_default_partition_is_no_url_segment() -> None:
+    service = FakeService([row(1, metadata=None)])
+    service.wado["1.2.3.1"] = META
+    feed = source(service, settings={"PrivateEndpoint": "http://internal:8080"})
+    page = feed.read_page(None)
+    assert page.entries[0].partition is None
+    assert feed.endpoint_address(None) == f"{ROOT}/v1"
+    wado = next(r for r in service.requests if r.url.path.endswith("/metadata"))
+    assert str(wado.url).startswith("http://internal:8080/v1/studies/")
+    assert feed.name == f"azure:{ROOT}/v1"
+
+
+def test_unreadable_entry_stops_unless_ignored() -> None:
+    service = FakeService([row(1), {**row(2), "action": "Teleport"}, row(3)])
+    with pytest.raises(PermanentUpstreamError, match=r"sequence 2 cannot be read.*IgnoreJsonParsingErrors"):
+        source(service).read_page(None)
+    page = source(service, ignore_parsing_errors=True).read_page(None)
+    assert [e.sequence for e in page.entries] == [1, 3] and page.next_cursor == "3"
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(503, TransientUpstreamError), (429, TransientUpstreamError), (401, AuthError), (400, PermanentUpstreamError)],
+)
+def test_statuses_become_dicomcast_errors(status: int, error: type[Exception]) -> None:
+    service = FakeService([row(1)])
+    service.status = status
+    with pytest.raises(error):
+        source(service).read_page(None)
+
+
+def test_network_errors_are_transient() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    feed = AzureChangeFeedSource(DicomWebSettings(endpoint=f"{ROOT}/v2"), transport=httpx.MockTransport(refuse))
+    with pytest.raises(TransientUpstreamError, match="could not be reached"):
+        feed.latest()
+
+
+def test_bare_service_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=f"Use {ROOT}/v2"):
+        AzureChangeFeedSource(DicomWebSettings(endpoint=ROOT))
