@@ -29,7 +29,12 @@ def azure_env(endpoint: str, fhir_url: str, store: Path, **extra: str) -> dict[s
     }
 
 
-def sync_once(env: dict[str, str], *, after_page: Callable[[int], None] | None = None) -> CycleReport:
+def sync_once(
+    env: dict[str, str],
+    *,
+    after_page: Callable[[int], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> CycleReport:
     """One `run --once` of the real worker. The source reads windows ending 1 s in the future with no
     safety lag (the production lag of a few seconds would make each test wait for it)."""
     settings = load_settings(environ=env).settings
