@@ -1,1 +1,132 @@
-"""auth"""
+"""Credentials -> `httpx.Auth` for the DICOM and FHIR servers, from DICOM Cast's settings.
+
+`build_auth(settings, "Fhir")` checks that the chosen type has what it needs (one `ConfigError`
+line per missing setting, naming its environment variable and Key Vault secret) and returns the
+auth to give to `httpx.Client(auth=...)`, or None when authentication is off.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from pydantic import SecretStr
+
+from dicomcast.auth.basic import BasicAuth
+from dicomcast.auth.managed_identity import ManagedIdentityTokenSource
+from dicomcast.auth.oauth2 import OAuth2Request, OAuth2TokenSource
+from dicomcast.auth.tokens import BearerAuth, RenewalHook, TokenCache, renewal_count
+from dicomcast.config import keys
+from dicomcast.config.settings import (
+    AuthenticationSettings,
+    AuthenticationType,
+    OAuth2ClientCredentialSettings,
+    OAuth2UserPasswordCredentialSettings,
+)
+from dicomcast.errors import ConfigError
+
+__all__ = ["RenewalHook", "build_auth", "renewal_count"]
+
+log = logging.getLogger(__name__)
+
+
+def build_auth(
+    settings: AuthenticationSettings,
+    server: str,
+    *,
+    on_token_renewed: RenewalHook | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Auth | None:
+    """The auth for `server` ("DicomWeb" or "Fhir"); `transport` reaches the OAuth2 token endpoint."""
+    kind = settings.effective_type
+    prefix = f"{server}:Authentication"
+    if kind is AuthenticationType.NONE:
+        return None
+    if kind is AuthenticationType.BASIC:
+        basic = settings.basic_credential
+        _require(f"{prefix}:BasicCredential", Username=basic.username, Password=basic.password)
+        assert basic.username is not None and basic.password is not None
+        return BasicAuth(
+            basic.username,
+            basic.password.get_secret_value(),
+            server=server,
+            setting=f"{prefix}:BasicCredential",
+        )
+    if kind is AuthenticationType.MANAGED_IDENTITY:
+        mi = settings.managed_identity_credential
+        setting = f"{prefix}:ManagedIdentityCredential"
+        _require(setting, Resource=mi.resource)
+        assert mi.resource is not None
+        source = ManagedIdentityTokenSource(mi.resource, mi.client_id, server=server, setting=setting)
+        cache = TokenCache(source, server, on_renewed=on_token_renewed)
+        return BearerAuth(cache, server, f"{setting}:Resource")
+    setting, request = _oauth2_request(settings, prefix)
+    oauth2 = OAuth2TokenSource(request, server=server, setting=setting, transport=transport)
+    cache = TokenCache(oauth2, server, on_renewed=on_token_renewed)
+    return BearerAuth(cache, server, f"{setting}:Resource / {setting}:Scope")
+
+
+def _oauth2_request(settings: AuthenticationSettings, prefix: str) -> tuple[str, OAuth2Request]:
+    section: OAuth2ClientCredentialSettings | OAuth2UserPasswordCredentialSettings
+    if settings.effective_type is AuthenticationType.OAUTH2_USER_PASSWORD:
+        section = settings.oauth2_user_password_credential
+        setting = f"{prefix}:OAuth2UserPasswordCredential"
+        _require(
+            setting,
+            TokenUri=section.token_uri,
+            ClientId=section.client_id,
+            ClientSecret=section.client_secret,
+            Username=section.username,
+            Password=section.password,
+        )
+        username, password = section.username, section.password
+    else:
+        section = settings.oauth2_client_credential
+        setting = f"{prefix}:OAuth2ClientCredential"
+        _require(setting, TokenUri=section.token_uri, ClientId=section.client_id, ClientSecret=section.client_secret)
+        username, password = None, None
+    assert section.token_uri is not None and section.client_id is not None and section.client_secret
+    _check_token_uri(section.token_uri, f"{setting}:TokenUri")
+    request = OAuth2Request(
+        token_uri=section.token_uri,
+        client_id=section.client_id,
+        client_secret=section.client_secret.get_secret_value(),
+        resource=section.resource,
+        scope=section.scope,
+        username=username,
+        password=password.get_secret_value() if password is not None else None,
+    )
+    return setting, request
+
+
+def _require(setting: str, **values: object) -> None:
+    missing = [name for name, value in values.items() if _blank(value)]
+    if missing:
+        raise ConfigError([_missing_line(f"{setting}:{name}") for name in missing])
+
+
+def _blank(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _missing_line(key: str) -> str:
+    parts = key.split(":")
+    return f"{key}: required for this AuthenticationType (set env {keys.env_name(parts)} or Key Vault secret {keys.secret_name(parts)})"
+
+
+def _check_token_uri(uri: str, key: str) -> None:
+    try:
+        url = httpx.URL(uri)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        parts = key.split(":")
+        raise ConfigError(
+            [
+                f"{key}: not an http(s) URL (set env {keys.env_name(parts)} or Key Vault secret {keys.secret_name(parts)})"
+            ]
+        )
+    if url.scheme == "http" and url.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("token endpoint is not HTTPS; the client secret travels in clear text", extra={"setting": key})
