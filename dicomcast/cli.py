@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dicomcast.config import LoadedSettings, load_settings
+from dicomcast.config import LoadedSettings, Settings, load_settings
 from dicomcast.errors import ConfigError, DicomcastError, ExitCode
 from dicomcast.logs import configure_logging, get_logger
 
@@ -173,10 +173,36 @@ def checkpoint_set(ctx: click.Context, source: str, cursor: str) -> None:
 @click.pass_context
 @operator_errors
 def map_command(ctx: click.Context, files: tuple[Path, ...], r5: bool) -> None:
-    """Print the FHIR resources dicomcast would write for DICOM files (Part 10 or DICOM JSON)."""
+    """Print the FHIR resources dicomcast would write for DICOM files (Part 10 or DICOM JSON).
+
+    No server is needed. Warnings and entries that would fail go to stderr (exit 65 if any fail)."""
     from dicomcast.fhir.mapping.types import FhirVersion
-    from dicomcast.mapcmd import map_paths
+    from dicomcast.mapcmd import map_paths_with_issues
     from dicomcast.worker.build import mapping_options
 
-    options = mapping_options(settings_of(ctx).settings, FhirVersion.R5 if r5 else FhirVersion.R4)
-    click.echo(json.dumps(map_paths(list(files), options), indent=2, ensure_ascii=False))
+    loaded = _settings_or_defaults(ctx)
+    options = mapping_options(loaded, FhirVersion.R5 if r5 else FhirVersion.R4)
+    endpoint = (loaded.dicom_web.endpoint or "").rstrip("/")
+    result = map_paths_with_issues(list(files), options, *([endpoint] if endpoint else []))
+    click.echo(json.dumps(result.resources, indent=2, ensure_ascii=False))
+    for warning in result.warnings:
+        click.echo(f"warning: sequence {warning.sequence} tag {warning.tag}: {warning.message}", err=True)
+    for failure in result.failures:
+        click.echo(f"failure: {failure.entry.describe()}: {failure.reason}", err=True)
+    if result.failures:
+        sys.exit(65)
+
+
+def _settings_or_defaults(ctx: click.Context) -> Settings:
+    """`map` needs no server: it uses the settings when they load, the defaults otherwise."""
+    return settings_of(ctx).settings
+
+
+from dicomcast.cli_failures import failures  # noqa: E402
+
+main.add_command(failures)
+
+from dicomcast.cli_ops import check, status  # noqa: E402
+
+main.add_command(check)
+main.add_command(status)

@@ -14,10 +14,11 @@ from dicomcast.dicom.models import Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure
-from dicomcast.worker import metrics
+from dicomcast.worker import faults, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import PageResult, sync_page
+from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.state import WorkerState
 
@@ -56,6 +57,9 @@ class SourceWorker:
         except DicomcastError as exc:
             report.ok, report.error = False, str(exc)
             log.error("cycle failed; checkpoint kept, retrying next cycle", source=self.name, error=str(exc))
+        except Exception as exc:  # a bug must not silently end this source's schedule
+            report.ok, report.error = False, f"unexpected {type(exc).__name__}"
+            log.exception("cycle failed unexpectedly; checkpoint kept, retrying next cycle", source=self.name)
         status.last_cycle_ok, status.last_cycle_at, status.last_error = report.ok, datetime.now(UTC), report.error
         metrics.CYCLE_OK.labels(self.name).set(1 if report.ok else 0)
         return report
@@ -73,6 +77,7 @@ class SourceWorker:
         )
         status = self.state.status(self.name)
         if status.lease_held and not held:
+            status.lease_held = False  # so the next cycles wait as a standby instead of failing
             raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
         if held and not status.lease_held:
             log.info("lease acquired", source=self.name, took_over=bool(take_from))
@@ -84,9 +89,12 @@ class SourceWorker:
         while not self.ctx.stop_event.is_set():
             page = self._read_page(cursor)
             self._hold_lease()  # renewed every page; raises if another worker took it
+            remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
             result = sync_page(self.ctx, page)
             failures = self._failures(page, result)
+            faults.before_checkpoint()  # off unless a crash-safety test sets DICOMCAST_FAULT_*
+            self._hold_lease()  # a worker that lost its lease during the page does not checkpoint it
             self.ctx.store.save_page(self.name, page.next_cursor, failures)
             self._account(page, result, failures, time.perf_counter() - started, cursor, report)
             cursor = page.next_cursor

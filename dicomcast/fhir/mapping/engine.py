@@ -1,0 +1,155 @@
+"""`map_study`: one study's entries of a page + what FHIR holds -> what to write.
+
+Pure: no I/O, clock, randomness or logging. Every entry is applied in feed order; an entry that
+cannot be mapped becomes an EntryFailure and the others still apply. Output resources are left
+out when they equal what FHIR holds (ignoring `meta`), so a replay writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, ChangeState, DicomJson
+from dicomcast.errors import MappingError
+from dicomcast.fhir.mapping import dose
+from dicomcast.fhir.mapping import patient as patients
+from dicomcast.fhir.mapping.ids import resource_id
+from dicomcast.fhir.mapping.instance import InstanceFacts, extract
+from dicomcast.fhir.mapping.issues import Issues
+from dicomcast.fhir.mapping.study import StudyMerger, without_meta
+from dicomcast.fhir.mapping.types import (
+    EntryFailure,
+    MappingOptions,
+    PatientKey,
+    Resource,
+    SourceContext,
+    StudyInput,
+    StudyOutput,
+)
+from dicomcast.fhir.mapping.validate import validated
+
+
+@dataclass
+class _DoseReport:
+    observations: list[Resource]
+    patient_key: PatientKey
+
+
+class _Patients:
+    """The Patients a page touches: FHIR's copy, merged with each instance's facts."""
+
+    def __init__(self, existing: dict[PatientKey, Resource]) -> None:
+        self.existing = existing
+        self.merged: dict[PatientKey, Resource] = {}
+        self.last: dict[PatientKey, patients.PatientFacts] = {}
+
+    def apply(self, facts: patients.PatientFacts) -> str:
+        """Merges `facts`; returns the Patient's reference."""
+        if self.last.get(facts.key) != facts:  # instances of a study repeat the same patient
+            current = self.merged.get(facts.key) or self.existing.get(facts.key)
+            self.merged[facts.key] = patients.merge_patient(current, facts)
+            self.last[facts.key] = facts
+        return f"Patient/{self.merged[facts.key]['id']}"
+
+    def changed(self) -> list[Resource]:
+        return [
+            patient
+            for key, patient in self.merged.items()
+            if without_meta(patient) != without_meta(self.existing.get(key))
+        ]
+
+
+def map_study(study: StudyInput, context: SourceContext, options: MappingOptions) -> StudyOutput:
+    """Applies `study.entries` to `study.existing_study`; see the module and `study.py` rules.
+
+    Raises MappingError only for a configuration the mapping cannot use (default time zone) or
+    a produced resource that fails validation; bad data becomes failures and warnings.
+    """
+    output = StudyOutput()
+    new_id = resource_id("ImagingStudy", study.partition or "", study.study_uid)
+    merger = StudyMerger(study.study_uid, new_id, study.existing_study, context, options.fhir_version)
+    book = _Patients(dict(study.existing_patients))
+    reports: dict[str, _DoseReport | None] = {}
+    for entry in study.entries:
+        if entry.action is ChangeAction.DELETE:
+            merger.remove(entry.series_uid, entry.sop_instance_uid)
+            reports[entry.sop_instance_uid] = None
+            continue
+        if entry.metadata is None or entry.state is ChangeState.DELETED:
+            continue  # nothing to map: the instance is gone or its metadata was not read
+        facts = _extract(entry, entry.metadata, options, output)
+        if facts is None:
+            continue
+        merger.add(facts, book.apply(facts.patient))
+        if facts.is_dose_report and options.generate_observations:
+            issues = Issues(entry.sequence, enforce=False)
+            found = dose.read_dose_report(entry.metadata, facts.sop_instance_uid, facts.accession, options, issues)
+            output.warnings.extend(issues.warnings)
+            reports[facts.sop_instance_uid] = _DoseReport(found, facts.patient.key)
+    _finish_study(study, merger, context, output, options)
+    output.patients = [validated(p, options.fhir_version) for p in book.changed()]
+    _finish_observations(study, merger, book, reports, output, options)
+    return output
+
+
+def _extract(
+    entry: ChangeEntry, metadata: DicomJson, options: MappingOptions, output: StudyOutput
+) -> InstanceFacts | None:
+    issues = Issues(entry.sequence, options.enforce_validation)
+    try:
+        facts = extract(entry, metadata, options, issues)
+    except MappingError as error:
+        output.failures.append(EntryFailure(entry, str(error)))
+        return None
+    output.warnings.extend(issues.warnings)
+    return facts
+
+
+def _finish_study(
+    study: StudyInput, merger: StudyMerger, context: SourceContext, output: StudyOutput, options: MappingOptions
+) -> None:
+    existing = study.existing_study
+    if merger.series_count == 0:
+        if existing is None:
+            return  # nothing of this study exists nor remains: nothing to write
+        if merger.removed and (existing.get("meta") or {}).get("source") == context.source_uri:
+            output.delete_imaging_study = existing
+            return
+    rendered = merger.render()
+    if without_meta(rendered) != without_meta(existing):
+        output.imaging_study = validated(rendered, options.fhir_version)
+
+
+def _finish_observations(
+    study: StudyInput,
+    merger: StudyMerger,
+    book: _Patients,
+    reports: dict[str, _DoseReport | None],
+    output: StudyOutput,
+    options: MappingOptions,
+) -> None:
+    existing = {o.get("id"): o for o in study.existing_observations}
+    study_reference = f"ImagingStudy/{merger.study['id']}"
+    produced: dict[str, Resource] = {}
+    for sop_uid, report in reports.items():
+        owned = [o for o in study.existing_observations if dose.owned_by(o, sop_uid)]
+        fresh = _complete(report, book, study_reference) if report else []
+        fresh_ids = {o["id"] for o in fresh}
+        output.delete_observations.extend(o for o in owned if o.get("id") not in fresh_ids)
+        for observation in fresh:
+            produced.setdefault(observation["id"], observation)
+    for observation_id, observation in produced.items():
+        previous = existing.get(observation_id)
+        if previous is not None and previous.get("meta"):
+            observation["meta"] = previous["meta"]
+        if without_meta(observation) != without_meta(previous):
+            output.observations.append(validated(observation, options.fhir_version))
+
+
+def _complete(report: _DoseReport, book: _Patients, study_reference: str) -> list[Resource]:
+    patient = book.merged.get(report.patient_key)
+    for observation in report.observations:
+        if patient is not None:
+            observation["subject"] = {"reference": f"Patient/{patient['id']}"}
+        observation["partOf"] = [{"reference": study_reference}]
+    return report.observations

@@ -1,0 +1,23 @@
+"""Deterministic FHIR resource ids.
+
+Ids are derived from DICOM identity (UIDs, partition, PatientID), so two workers, a replay or a
+restart always name a resource the same way. They are hashes, not the UIDs themselves: a FHIR id
+holds at most 64 characters (a partition name plus a 64-character UID does not fit) and must not
+carry PatientIDs, which are PHI, into URLs and logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in UIDs or DICOM strings
+
+
+def resource_id(kind: str, *parts: str) -> str:
+    """`kind` and `parts` hashed to 40 lower-case hex digits (160 bits of SHA-256).
+
+    Matches FHIR `id` (`[A-Za-z0-9\\-.]{1,64}`). The kind is part of the hash, so a Patient and an
+    ImagingStudy made from the same strings get different ids.
+    """
+    digest = hashlib.sha256(_SEPARATOR.join((kind, *parts)).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:40]

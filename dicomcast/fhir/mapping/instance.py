@@ -1,0 +1,300 @@
+"""One instance's DICOM JSON -> the ImagingStudy, series and instance elements it sets.
+
+Required values (StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, SOPClassUID, Modality,
+PatientID) missing or invalid raise MappingError: the entry fails. Optional values go through
+`Issues.optional`: left out with a warning (or fail the entry when validation is enforced).
+Elements come out already shaped for the target FHIR release (R4 or R5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dicomcast.dicom import dicomjson as dj
+from dicomcast.dicom import tags
+from dicomcast.dicom.dicomjson import DicomJson
+from dicomcast.dicom.models import ChangeEntry
+from dicomcast.errors import MappingError
+from dicomcast.fhir.mapping import patient as patients
+from dicomcast.fhir.mapping.datatypes import date_time, display_name
+from dicomcast.fhir.mapping.issues import Issues, required
+from dicomcast.fhir.mapping.terminology import (
+    DCM,
+    PARTICIPATION_TYPE,
+    RFC3986,
+    V2_0203,
+    body_part_coding,
+    codeable_concept,
+    coding,
+    is_code,
+    laterality_coding,
+)
+from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
+
+DOSE_REPORT_CODES = frozenset({"113701", "113500"})  # X-Ray / Radiopharmaceutical Radiation Dose Report
+
+
+@dataclass
+class InstanceFacts:
+    """What one instance contributes. `study` holds ImagingStudy elements by name."""
+
+    sequence: int
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    patient: patients.PatientFacts
+    study: dict[str, Any] = field(default_factory=dict)
+    accession: dict[str, Any] | None = None  # Identifier of type ACSN
+    study_id: str | None = None
+    series: dict[str, Any] = field(default_factory=dict)
+    instance: dict[str, Any] = field(default_factory=dict)
+    is_dose_report: bool = False
+
+
+def _concept(version: FhirVersion, value: dict[str, Any]) -> dict[str, Any]:
+    """R4 Coding stays a Coding; R5 wants a CodeableConcept."""
+    return {"coding": [value]} if version is FhirVersion.R5 else value
+
+
+def _reference(version: FhirVersion, concept: dict[str, Any]) -> dict[str, Any]:
+    """R5 CodeableReference(concept) around a CodeableConcept; R4 keeps the CodeableConcept."""
+    return {"concept": concept} if version is FhirVersion.R5 else concept
+
+
+def _uid(data: DicomJson, tag: str, what: str, expected: str) -> str:
+    value = required(lambda: dj.uid(data, tag), tag, what)
+    if expected and value != expected:
+        raise MappingError(f"{what} of the metadata differs from the change feed entry", tag=tag)
+    return value
+
+
+def extract(entry: ChangeEntry, data: DicomJson, options: MappingOptions, issues: Issues) -> InstanceFacts:
+    """The facts of one create/update entry. Raises MappingError when the entry cannot be used."""
+    study_uid = _uid(data, tags.STUDY_INSTANCE_UID, "StudyInstanceUID", entry.study_uid)
+    series_uid = _uid(data, tags.SERIES_INSTANCE_UID, "SeriesInstanceUID", entry.series_uid)
+    sop_uid = _uid(data, tags.SOP_INSTANCE_UID, "SOPInstanceUID", entry.sop_instance_uid)
+    sop_class = required(lambda: dj.uid(data, tags.SOP_CLASS_UID), tags.SOP_CLASS_UID, "SOPClassUID")
+    modality = required(lambda: dj.text(data, tags.MODALITY, 64), tags.MODALITY, "Modality")
+    if len(modality) > 16 or not is_code(modality):
+        raise MappingError("invalid Modality: not a DICOM code string", tag=tags.MODALITY)
+    key = required(lambda: patients.read_key(data, options, issues), tags.PATIENT_ID, "PatientID")
+
+    facts = InstanceFacts(
+        sequence=entry.sequence,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_instance_uid=sop_uid,
+        patient=patients.read_facts(data, key, options, issues),
+    )
+    version = options.fhir_version
+    offset = issues.optional(lambda: dj.timezone_offset(data), None)
+    _study(facts, data, options, issues, offset)
+    _series(facts, data, options, issues, offset, modality)
+    facts.instance = _instance(data, issues, sop_uid, sop_class)
+    facts.is_dose_report = _is_dose_report(data)
+    if version is FhirVersion.R5:
+        facts.study.pop("interpreter", None)
+    return facts
+
+
+def _started(
+    data: DicomJson, options: MappingOptions, issues: Issues, offset: str | None, tags_: tuple[str, str]
+) -> str | None:
+    day = issues.optional(lambda: dj.date(data, tags_[0]), None)
+    time = issues.optional(lambda: dj.time(data, tags_[1]), None)
+    return date_time(day, time, offset, options.default_timezone)
+
+
+def _study(facts: InstanceFacts, data: DicomJson, options: MappingOptions, issues: Issues, offset: str | None) -> None:
+    version = options.fhir_version
+    study = facts.study
+    study["started"] = _started(data, options, issues, offset, (tags.STUDY_DATE, tags.STUDY_TIME))
+    study["description"] = issues.optional(lambda: dj.text(data, tags.STUDY_DESCRIPTION), None)
+    referrer = issues.optional(lambda: dj.person_name(data, tags.REFERRING_PHYSICIAN_NAME), None)
+    if referrer is not None and display_name(referrer):
+        study["referrer"] = {"display": display_name(referrer)}
+    readers = issues.optional_list(lambda: dj.person_names(data, tags.NAME_OF_PHYSICIANS_READING_STUDY))
+    interpreters = [{"display": d} for d in (display_name(p) for p in readers) if d]
+    study["interpreter"] = interpreters or None
+    procedures = issues.optional_list(lambda: dj.code_items(data, tags.PROCEDURE_CODE_SEQUENCE))
+    concepts = [c for c in (codeable_concept([item]) for item in procedures) if c]
+    name = "procedure" if version is FhirVersion.R5 else "procedureCode"
+    study[name] = [_reference(version, c) for c in concepts] or None
+    reasons = issues.optional_list(lambda: _reasons(data))
+    study["reason" if version is FhirVersion.R5 else "reasonCode"] = [_reference(version, c) for c in reasons] or None
+    location = issues.optional(lambda: dj.text(data, tags.INSTITUTIONAL_DEPARTMENT_NAME), None)
+    location = location or issues.optional(lambda: dj.text(data, tags.PERFORMED_LOCATION), None)
+    study["location"] = {"display": location} if location else None
+    for name_, value in list(study.items()):
+        if value is None:
+            del study[name_]
+    facts.accession = issues.optional(lambda: _accession(data, options), None)
+    facts.study_id = issues.optional(lambda: dj.text(data, tags.STUDY_ID, 64), None)
+
+
+def _reasons(data: DicomJson) -> list[dict[str, Any]]:
+    """Reason for the requested procedure, coded or as text, at top level or per request."""
+    out: list[dict[str, Any]] = []
+    for source in [data, *dj.sequence(data, tags.REQUEST_ATTRIBUTES_SEQUENCE)]:
+        for item in dj.code_items(source, tags.REASON_FOR_REQUESTED_PROCEDURE_CODE_SEQUENCE):
+            concept = codeable_concept([item])
+            if concept and concept not in out:
+                out.append(concept)
+        reason = dj.text(source, tags.REASON_FOR_THE_REQUESTED_PROCEDURE)
+        if reason and {"text": reason} not in out:
+            out.append({"text": reason})
+    return out
+
+
+def _accession(data: DicomJson, options: MappingOptions) -> dict[str, Any] | None:
+    value = dj.text(data, tags.ACCESSION_NUMBER, 64)
+    if value is None:
+        return None
+    identifier: dict[str, Any] = {"type": {"coding": [{"system": V2_0203, "code": "ACSN"}]}}
+    for item in dj.sequence(data, tags.ISSUER_OF_ACCESSION_NUMBER_SEQUENCE):
+        system = patients.hierarchic_designator(item, options)
+        if system:
+            identifier["system"] = system
+            break
+    identifier["value"] = value
+    return identifier
+
+
+def _series(
+    facts: InstanceFacts,
+    data: DicomJson,
+    options: MappingOptions,
+    issues: Issues,
+    offset: str | None,
+    modality: str,
+) -> None:
+    version = options.fhir_version
+    series: dict[str, Any] = {
+        "uid": facts.series_uid,
+        "modality": _concept(version, {"system": DCM, "code": modality}),
+    }
+    number = issues.optional(lambda: dj.integer(data, tags.SERIES_NUMBER), None)
+    if number is not None and number < 0:
+        issues.invalid(tags.SERIES_NUMBER, "SeriesNumber is negative")
+    elif number is not None:
+        series["number"] = number
+    description = issues.optional(lambda: dj.text(data, tags.SERIES_DESCRIPTION), None)
+    if description:
+        series["description"] = description
+    started = _started(data, options, issues, offset, (tags.SERIES_DATE, tags.SERIES_TIME))
+    if started:
+        series["started"] = started
+    body_site = issues.optional(lambda: _body_site(data), None)
+    if body_site:
+        series["bodySite"] = {"concept": {"coding": [body_site]}} if version is FhirVersion.R5 else body_site
+    laterality = issues.optional(lambda: _laterality(data, issues), None)
+    if laterality:
+        series["laterality"] = _concept(version, laterality)
+    specimens = issues.optional_list(lambda: _specimens(data, options))
+    if specimens:
+        series["specimen"] = specimens
+    performers = issues.optional_list(lambda: _performers(data))
+    if performers:
+        series["performer"] = performers
+    facts.series = series
+
+
+def _body_site(data: DicomJson) -> dict[str, Any] | None:
+    """Body Part Examined mapped to SNOMED CT; else the Anatomic Region code; else kept as given."""
+    body_part = dj.text(data, tags.BODY_PART_EXAMINED, 64)
+    mapped = body_part_coding(body_part) if body_part else None
+    if mapped and "system" in mapped:
+        return mapped
+    regions = dj.code_items(data, tags.ANATOMIC_REGION_SEQUENCE)
+    if regions:
+        region = coding(regions[0])
+        if region.get("code"):
+            return region
+    return mapped
+
+
+def _laterality(data: DicomJson, issues: Issues) -> dict[str, Any] | None:
+    for tag in (tags.LATERALITY, tags.IMAGE_LATERALITY):
+        value = dj.text(data, tag, 16)
+        if value is None:
+            continue
+        mapped = laterality_coding(value)
+        if mapped is None:
+            issues.invalid(tag, "laterality is not R, L, B or U")
+        return mapped
+    return None
+
+
+def _specimens(data: DicomJson, options: MappingOptions) -> list[dict[str, Any]]:
+    """Specimen Identifier (+ issuer) as logical references."""
+    out: list[dict[str, Any]] = []
+    for item in dj.sequence(data, tags.SPECIMEN_DESCRIPTION_SEQUENCE):
+        value = dj.text(item, tags.SPECIMEN_IDENTIFIER, 64)
+        if value is None:
+            continue
+        identifier: dict[str, Any] = {"value": value}
+        for issuer in dj.sequence(item, tags.ISSUER_OF_THE_SPECIMEN_IDENTIFIER_SEQUENCE):
+            system = patients.hierarchic_designator(issuer, options)
+            if system:
+                identifier = {"system": system, "value": value}
+                break
+        out.append({"type": "Specimen", "identifier": identifier})
+    return out
+
+
+def _function(code: str, text: str) -> dict[str, Any]:
+    return {"coding": [{"system": PARTICIPATION_TYPE, "code": code}], "text": text}
+
+
+def _performers(data: DicomJson) -> list[dict[str, Any]]:
+    """Performing physicians (PRF) and operators (SPRF), by display name."""
+    out: list[dict[str, Any]] = []
+    for tag, code, text in (
+        (tags.PERFORMING_PHYSICIAN_NAME, "PRF", "Performing physician"),
+        (tags.OPERATORS_NAME, "SPRF", "Operator"),
+    ):
+        for person in dj.person_names(data, tag):
+            name = display_name(person)
+            if name:
+                out.append({"function": _function(code, text), "actor": {"display": name}})
+    return out
+
+
+def _instance(data: DicomJson, issues: Issues, sop_uid: str, sop_class: str) -> dict[str, Any]:
+    instance: dict[str, Any] = {
+        "uid": sop_uid,
+        "sopClass": {"system": RFC3986, "code": f"urn:oid:{sop_class}"},
+    }
+    number = issues.optional(lambda: dj.integer(data, tags.INSTANCE_NUMBER), None)
+    if number is not None and number < 0:
+        issues.invalid(tags.INSTANCE_NUMBER, "InstanceNumber is negative")
+    elif number is not None:
+        instance["number"] = number
+    title = issues.optional(lambda: _title(data), None)
+    if title:
+        instance["title"] = title
+    return instance
+
+
+def _title(data: DicomJson) -> str | None:
+    """Document Title | SR concept name | Content Label | Image Type (HL7's order of preference)."""
+    title = dj.text(data, tags.DOCUMENT_TITLE)
+    if title:
+        return title
+    names = dj.code_items(data, tags.CONCEPT_NAME_CODE_SEQUENCE)
+    if names and names[0].meaning:
+        return names[0].meaning
+    label = dj.text(data, tags.CONTENT_LABEL, 64)
+    if label:
+        return label
+    image_type = dj.texts(data, tags.IMAGE_TYPE, 64)
+    return "\\".join(image_type) if image_type else None
+
+
+def _is_dose_report(data: DicomJson) -> bool:
+    try:
+        names = dj.code_items(data, tags.CONCEPT_NAME_CODE_SEQUENCE)
+    except dj.InvalidValueError:
+        return False
+    return any(item.value in DOSE_REPORT_CODES and (item.scheme or "").upper() == "DCM" for item in names)

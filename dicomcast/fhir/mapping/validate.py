@@ -1,0 +1,39 @@
+"""Validation of produced resources with the `fhir.resources` models of the target release.
+
+R4 uses the R4B models (R4B only added resources R4 servers do not need for these types);
+the top-level `fhir.resources` package is R5. A resource that does not validate is a bug or a
+value the readers let through: it raises MappingError naming the element path, never a value.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from dicomcast.errors import MappingError
+from dicomcast.fhir.mapping.types import FhirVersion, Resource
+
+_MODULES = {"ImagingStudy": "imagingstudy", "Patient": "patient", "Observation": "observation", "Endpoint": "endpoint"}
+
+
+@lru_cache(maxsize=16)
+def model(resource_type: str, version: FhirVersion) -> Any:
+    package = "fhir.resources.R4B" if version is FhirVersion.R4 else "fhir.resources"
+    module = importlib.import_module(f"{package}.{_MODULES[resource_type]}")
+    return getattr(module, resource_type)
+
+
+def validated(resource: Resource, version: FhirVersion) -> Resource:
+    """`resource` itself, once its release's model accepts it."""
+    try:
+        model(resource["resourceType"], version).model_validate(resource)
+    except ValidationError as error:
+        where = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['type']}"
+            for e in error.errors(include_input=False, include_url=False)[:5]
+        )
+        raise MappingError(f"produced {resource['resourceType']} is not valid FHIR {version.value}: {where}") from None
+    return resource

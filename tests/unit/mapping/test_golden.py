@@ -1,0 +1,58 @@
+"""Golden tests: DICOM JSON from real DICOM files in, the FHIR dicomcast writes out, for R4 and R5."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomcast.fhir.mapping import FhirVersion
+from dicomcast.fhir.mapping.validate import model
+from tests.unit.mapping import golden
+
+NAMES = sorted(golden.dicomjson_sources())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _update() -> None:
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.regenerate()
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dicomjson_matches_the_pydicom_source(name: str) -> None:
+    made = json.loads(json.dumps(golden.dicomjson_sources()[name]))
+    assert _load(golden.DICOMJSON / f"{name}.json") == made
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+@pytest.mark.parametrize("name", NAMES)
+def test_mapping_matches_golden(name: str, version: FhirVersion) -> None:
+    instances = _load(golden.DICOMJSON / f"{name}.json")
+    produced = json.loads(json.dumps(golden.golden_output(instances, version)))
+    assert produced == _load(golden.GOLDEN / f"{name}.{version.value}.json")
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_resources_validate(name: str, version: FhirVersion) -> None:
+    expected = _load(golden.GOLDEN / f"{name}.{version.value}.json")
+    for resource in expected["resources"]:
+        model(resource["resourceType"], version).model_validate(resource)
+    kinds = {r["resourceType"] for r in expected["resources"]}
+    assert "Endpoint" in kinds
+    assert ("ImagingStudy" in kinds) or expected["failures"]
+
+
+def test_golden_set_covers_the_issue_list() -> None:
+    for wanted in ["CT_small", "MR_small", "rtplan", "rtdose", "test-SR", "waveform_ecg", "SC_rgb_small_odd"]:
+        assert wanted in NAMES
+    dose = _load(golden.GOLDEN / "generated_xray_dose_sr.R4.json")
+    assert sum(r["resourceType"] == "Observation" for r in dose["resources"]) == 3
