@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 
@@ -19,6 +20,9 @@ from dicomcast.http import make_client
 from dicomcast.store import Store, make_engine, migrate
 from dicomcast.worker import metrics
 from dicomcast.worker.context import SyncContext
+from dicomcast.worker.retry import call_with_retry
+
+STARTUP_BUDGET = timedelta(seconds=15)
 
 
 def _count_fhir_request(request: httpx.Request, response: httpx.Response | None, seconds: float) -> None:
@@ -100,12 +104,13 @@ class Parts:
         self.store.engine.dispose()
 
 
-def build(settings: Settings, stop_event: threading.Event | None = None) -> Parts:
-    """Everything `run` needs; checks the FHIR server's capabilities first (clear error at start-up)."""
+def build(settings: Settings, stop_event: threading.Event | None = None, *, verify: bool = True) -> Parts:
+    """Everything `run` needs. The FHIR server's capabilities are checked first and, with `verify`,
+    every source's feed is read once, so a wrong endpoint or credential is one clear error at start-up."""
     event = stop_event or threading.Event()
     store = open_store(settings)
     fhir = fhir_client(settings)
-    capabilities = fhir.capabilities()
+    capabilities = call_with_retry(fhir.capabilities, max_attempts=3, budget=STARTUP_BUDGET, stop_event=event)
     options = mapping_options(settings, capabilities.version)
     contexts = [
         SyncContext(
@@ -120,4 +125,8 @@ def build(settings: Settings, stop_event: threading.Event | None = None) -> Part
         )
         for source in settings.effective_sources()
     ]
-    return Parts(store, fhir, capabilities, contexts)
+    parts = Parts(store, fhir, capabilities, contexts)
+    if verify:
+        for ctx in contexts:
+            call_with_retry(ctx.source.latest, max_attempts=3, budget=STARTUP_BUDGET, stop_event=event)
+    return parts

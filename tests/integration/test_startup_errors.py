@@ -1,0 +1,67 @@
+"""A wrong endpoint or credential is one clear line and a non-zero exit at start-up, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import peers
+from tests.integration.sync_helpers import dicomcast, orthanc_env
+
+pytestmark = pytest.mark.integration
+
+
+def _only_error_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if line.startswith("dicomcast:")]
+
+
+def test_wrong_orthanc_password(orthanc: peers.Peer, fhir_server: peers.Peer, tmp_path: Path) -> None:
+    env = orthanc_env(orthanc, fhir_server, tmp_path / "s.db")
+    env["DicomWeb__Authentication__BasicCredential__Password"] = "not-the-password"
+
+    result = dicomcast(["run"], env, timeout=60)
+
+    assert result.returncode == 77
+    lines = _only_error_lines(result.stderr)
+    assert len(lines) == 1 and "401" in lines[0] and "BasicCredential:Password" in lines[0]
+    assert "DicomWeb:Authentication" in lines[0]
+    assert "not-the-password" not in result.stdout + result.stderr
+
+
+def test_fhir_server_not_there(orthanc: peers.Peer, fhir_server: peers.Peer, tmp_path: Path) -> None:
+    env = orthanc_env(orthanc, fhir_server, tmp_path / "s.db")
+    env["Fhir__Endpoint"] = f"http://127.0.0.1:{peers.free_port()}/fhir"
+
+    result = dicomcast(["run"], env, timeout=60)
+
+    assert result.returncode == 69
+    lines = _only_error_lines(result.stderr)
+    assert len(lines) == 1 and "FHIR server" in lines[0] and "/metadata" in lines[0]
+
+
+def test_azure_endpoint_without_version(fhir_server: peers.Peer, tmp_path: Path) -> None:
+    env = {
+        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com",
+        "Fhir__Endpoint": fhir_server.url,
+        "Store__ConnectionString": f"sqlite:///{tmp_path / 's.db'}",
+        "PATH": "/usr/bin:/bin",
+    }
+
+    result = dicomcast(["run"], env, timeout=60)
+
+    assert result.returncode == 78
+    assert "https://example-dicom.dicom.azurehealthcareapis.com/v2" in result.stderr  # shows the corrected URL
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_settings_one_line_each_with_env_and_secret_names(tmp_path: Path) -> None:
+    env = {"DicomCastWorker__PollInterval": "soon", "DicomCastWorker__BatchSize": "0", "PATH": "/usr/bin:/bin"}
+
+    result = dicomcast(["config"], env, timeout=60)
+
+    assert result.returncode == 78
+    lines = _only_error_lines(result.stderr)
+    assert any("DicomCastWorker__PollInterval" in line and "DicomCastWorker--PollInterval" in line for line in lines)
+    assert any("DicomCastWorker__BatchSize" in line for line in lines)
