@@ -9,10 +9,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicomcast.errors import StoreError
+
+MIGRATION_LOCK = 0x64636D63  # 'dcmc': the advisory lock key of dicomcast's migrations
 
 
 def migrations_dir() -> Path:
@@ -53,6 +55,9 @@ def migrate(engine: Engine) -> None:
     config = _alembic_config()
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others wait, then find nothing to do.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

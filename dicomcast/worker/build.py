@@ -17,7 +17,7 @@ from dicomcast.errors import ConfigError
 from dicomcast.fhir.client import Capabilities, FhirClient
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
 from dicomcast.http import make_client
-from dicomcast.store import Store, make_engine, migrate
+from dicomcast.store import Store, is_migrated, make_engine, migrate
 from dicomcast.worker import metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
@@ -82,10 +82,11 @@ def mapping_options(settings: Settings, version: FhirVersion) -> MappingOptions:
     )
 
 
-def open_store(settings: Settings, *, migrate_sqlite: bool = True) -> Store:
-    """The store; a SQLite store is migrated by itself (PostgreSQL needs `dicomcast migrate`)."""
+def open_store(settings: Settings, *, migrate_store: bool = True) -> Store:
+    """The store, brought to the newest schema first (idempotent; on PostgreSQL under an advisory
+    lock, so replicas starting together do not race). `dicomcast migrate` does the same alone."""
     engine = make_engine(settings.store.connection_string)
-    if migrate_sqlite and engine.dialect.name == "sqlite":
+    if migrate_store and not is_migrated(engine):
         migrate(engine)
     return Store(engine)
 

@@ -50,10 +50,10 @@ class SourceWorker:
         report = CycleReport(self.name)
         status = self.state.status(self.name)
         try:
-            if not self._hold_lease():
-                report.waiting_for_lease = True
-                return report
-            self._sync_until_caught_up(report)
+            if self._hold_lease():
+                self._sync_until_caught_up(report)
+            else:
+                report.waiting_for_lease = True  # a hot standby: alive, not stuck
         except DicomcastError as exc:
             report.ok, report.error = False, str(exc)
             log.error("cycle failed; checkpoint kept, retrying next cycle", source=self.name, error=str(exc))

@@ -19,22 +19,38 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from dicomcast.config.settings import WorkerSettings
+from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import make_owner
 from dicomcast.worker.loop import CycleReport, SourceWorker
+from dicomcast.worker.reconcile import reconcile_if_due
 from dicomcast.worker.state import WorkerState
 
 log = get_logger("dicomcast.runner")
 
 
-def run_once(workers: list[SourceWorker]) -> list[CycleReport]:
+def run_once(workers: list[SourceWorker], reconcile_interval: timedelta | None = None) -> list[CycleReport]:
     """Each source until caught up, then release the leases (the tests' and `run --once`'s mode)."""
     reports = []
     for worker in workers:
         reports.append(worker.run_cycle())
+        _reconcile_after(
+            worker,
+            reports[-1],
+            WorkerSettings().reconcile_interval if reconcile_interval is None else reconcile_interval,
+        )
         worker.release()
     return reports
+
+
+def _reconcile_after(worker: SourceWorker, report: CycleReport, interval: timedelta) -> None:
+    """reconcile.py: deletions the feed cannot report, by the lease holder, after a good cycle."""
+    if report.ok and not report.waiting_for_lease and not worker.ctx.stop_event.is_set():
+        try:
+            reconcile_if_due(worker.ctx, interval)
+        except DicomcastError as exc:  # the store is down: the next cycle says so too
+            log.error("reconcile skipped", source=worker.name, error=str(exc))
 
 
 class Runner:
@@ -70,6 +86,7 @@ class Runner:
 
     def _cycle(self, worker: SourceWorker) -> None:
         report = worker.run_cycle()
+        _reconcile_after(worker, report, self.settings.reconcile_interval)
         if report.waiting_for_lease:
             delay = min(self.settings.poll_interval, self.settings.lease_duration / 2)
         elif report.ok and not report.caught_up:

@@ -48,14 +48,17 @@ def make_bulk(tag: str, studies: int, per_study: int, series_per_study: int = 2,
     """`studies` studies of `per_study` instances; two studies share a patient unless told otherwise."""
     template = pydicom.dcmread(bundled("CT_small.dcm"))
     del template.PixelData  # metadata is all dicomcast reads; keeps Orthanc fast
+    for keyword in ("OtherPatientIDs", "OtherPatientIDsSequence"):
+        if keyword in template:
+            delattr(template, keyword)  # one identifier per Patient keeps the duplicate check simple
     bulk = Bulk()
     patient_count = patients or max(1, studies // 2)
     for s in range(studies):
-        study_uid = generate_uid(PREFIX, entropy_srcs=[tag, "study", str(s)])
-        series = [generate_uid(PREFIX, entropy_srcs=[tag, "series", str(s), str(k)]) for k in range(series_per_study)]
+        study_uid = generate_uid(PREFIX, entropy_srcs=[f"{tag}/study/{s}"])
+        series = [generate_uid(PREFIX, entropy_srcs=[f"{tag}/series/{s}/{k}"]) for k in range(series_per_study)]
         patient_id = f"BULK-{tag}-{s % patient_count}"
         for n in range(per_study):
-            sop = generate_uid(PREFIX, entropy_srcs=[tag, "sop", str(s), str(n)])
+            sop = generate_uid(PREFIX, entropy_srcs=[f"{tag}/sop/{s}/{n}"])
             ds = _instance(template, study_uid, series[n % series_per_study], sop, patient_id, n)
             bulk.instances.append(Instance(study_uid, series[n % series_per_study], sop, patient_id, ds))
     return bulk

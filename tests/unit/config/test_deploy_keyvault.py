@@ -90,7 +90,8 @@ def test_aci_template() -> None:
     assert "KeyVault__Endpoint" in env
     for name in env:
         assert keys.match(name.split("__")).path is not None, name
-    assert container["properties"]["livenessProbe"]["exec"]["command"] == ["dicomcast", "check"]
+    assert container["properties"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["properties"]["readinessProbe"]["exec"]["command"] == ["dicomcast", "check"]
     vault = resources["Microsoft.KeyVault/vaults"]
     (policy,) = vault["properties"]["accessPolicies"]
     assert sorted(policy["permissions"]["secrets"]) == ["get", "list"]

@@ -1,0 +1,73 @@
+"""The operator's commands `dicomcast check` and `dicomcast status` (registered by cli.py).
+
+`cli` is imported inside the commands: cli.py imports this module at its end, so a module-level
+import here would be circular when this module is imported first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from dicomcast.config import load_settings
+from dicomcast.errors import ConfigError, DicomcastError
+
+
+@click.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check every dependency, one line each; exit 0 only if all pass.
+
+    Exit codes: 78 settings invalid, 77 a credential refused, 69 a server or the store unreachable
+    (the first failing line's). Usable as a container liveness or readiness command.
+    """
+    from dicomcast.checks import Status, exit_code, run_checks
+
+    lines = run_checks(config_file=_config_file(ctx))
+    for line in lines:
+        click.echo(line.render())
+    failures = sum(1 for line in lines if line.status is Status.FAIL)
+    click.echo(f"check: {failures} of {len(lines)} failed" if failures else "check: all passed", err=True)
+    sys.exit(int(exit_code(lines)))
+
+
+@click.command()
+@click.option("--compact", is_flag=True, help="One line of JSON instead of indented.")
+@click.pass_context
+def status(ctx: click.Context, compact: bool) -> None:
+    """Checkpoints, lease holders and open failures per class, as JSON, read from the store.
+
+    Works while the worker runs elsewhere; never creates or migrates the store.
+    """
+    from dicomcast.cli import fail
+    from dicomcast.status import open_existing, read_status
+
+    try:
+        settings = load_settings(config_file=_config_file(ctx)).settings
+        connection_string = settings.store.connection_string
+        engine = open_existing(connection_string)
+        try:
+            report: dict[str, Any] = {"store": _store_label(connection_string), **read_status(engine)}
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code)
+        return
+    except DicomcastError as exc:
+        fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
+        return
+    click.echo(json.dumps(report, indent=None if compact else 2, sort_keys=False))
+
+
+def _config_file(ctx: click.Context) -> Any:
+    obj = ctx.find_root().obj or {}
+    return obj.get("config_file")
+
+
+def _store_label(connection_string: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(connection_string).render_as_string(hide_password=True)

@@ -1,0 +1,68 @@
+"""Checkpoints, failures and leases on both databases."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from dicomcast.dicom.models import ChangeAction, ChangeEntry
+from dicomcast.store import NewFailure, Store
+
+SOURCE = "orthanc:http://127.0.0.1:1"
+
+
+def _entry(sequence: int, sop: str = "1.2.3.1") -> ChangeEntry:
+    return ChangeEntry(sequence, ChangeAction.CREATE, "1.2.3", "1.2.3.0", sop)
+
+
+def test_checkpoint_moves_with_the_page_and_can_be_reset(store: Store) -> None:
+    assert store.read_checkpoint(SOURCE) is None
+    store.save_page(SOURCE, "10")
+    store.save_page(SOURCE, "20")
+    assert store.read_checkpoint(SOURCE) == "20"
+    store.set_checkpoint(SOURCE, None)
+    assert store.read_checkpoint(SOURCE) is None
+
+
+def test_the_same_failure_twice_is_one_row_with_two_attempts(store: Store) -> None:
+    failure = NewFailure(_entry(7), "fhir", "HTTP 422: ImagingStudy.series invalid")
+    store.save_page(SOURCE, "7", [failure])
+    store.save_page(SOURCE, "7", [failure])
+    store.save_page(SOURCE, "8", [NewFailure(_entry(8, "1.2.3.2"), "dicom", "invalid Modality")])
+
+    rows = store.failures(source=SOURCE)
+    assert [(r.sequence, r.attempts, r.failure_class) for r in rows] == [(7, 2, "fhir"), (8, 1, "dicom")]
+    assert store.read_checkpoint(SOURCE) == "8"
+    assert [r.sequence for r in store.failures(failure_class="dicom")] == [8]
+    assert store.failures(study_uid="9.9") == []
+
+
+def test_a_resolved_failure_leaves_the_open_list(store: Store) -> None:
+    store.save_page(SOURCE, "7", [NewFailure(_entry(7), "dicom", "invalid Modality")])
+    row = store.failures()[0]
+
+    assert store.resolve_failure(row.id)
+    assert store.failures() == []
+    assert store.failures(include_resolved=True)[0].resolved_at is not None
+    assert not store.resolve_failure(row.id + 1000)
+
+
+def test_one_lease_holder_at_a_time(store: Store) -> None:
+    assert store.acquire_lease(SOURCE, "a", timedelta(seconds=30))
+    assert not store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
+    assert store.acquire_lease(SOURCE, "a", timedelta(seconds=30))  # renewal
+    lease = store.lease(SOURCE)
+    assert lease is not None and lease.owner == "a"
+    store.release_lease(SOURCE, "b")  # not b's to release
+    assert store.lease(SOURCE) is not None
+    store.release_lease(SOURCE, "a")
+    assert store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
+
+
+def test_an_expired_lease_or_a_dead_predecessors_is_taken(store: Store) -> None:
+    assert store.acquire_lease(SOURCE, "a", timedelta(milliseconds=50))
+    time.sleep(0.1)
+    assert store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
+    assert store.acquire_lease(SOURCE, "c", timedelta(seconds=30), take_from="b")
+    lease = store.lease(SOURCE)
+    assert lease is not None and lease.owner == "c"
