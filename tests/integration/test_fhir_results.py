@@ -91,3 +91,27 @@ def test_dose_observations_are_idempotent_and_leave_with_their_sr(
     after = snapshot(fhir_server)
     assert after["Observation"] == {}
     assert len(after["ImagingStudy"]) == 1  # the images stay
+
+
+def test_existing_ehr_patient_is_linked_not_duplicated(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+) -> None:
+    ehr_patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:oid:1.2.3.4.5", "value": "PAT-1"}],
+        "telecom": [{"system": "phone", "value": "555-0100"}],
+        "name": [{"use": "official", "family": "FromTheEhr"}],
+    }
+    created = httpx.post(f"{fhir_server.url}/Patient", json=ehr_patient, timeout=30).json()
+    images, _ = _instances()
+    azure.store_all(images)
+
+    assert sync_once(azure_env(f"{azure.url}/v2", fhir_server.url, tmp_path / "s.db")).ok
+
+    snap = snapshot(fhir_server)
+    assert list(snap["Patient"]) == [created["id"]]  # linked, never duplicated
+    patient = snap["Patient"][created["id"]]
+    assert patient["telecom"] == ehr_patient["telecom"]  # fields we do not own are kept
+    assert {"use": "official", "family": "FromTheEhr"} in patient["name"]
+    (study,) = snap["ImagingStudy"].values()
+    assert study["subject"]["reference"] == f"Patient/{created['id']}"
