@@ -27,6 +27,7 @@ from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
 
 MAX_CONFLICT_RETRIES = 5
+MAX_BUNDLE_ENTRIES = 500  # Azure FHIR's bundle limit; also what most servers accept
 DOSE_SR_MODALITY = "SR"
 
 
@@ -115,7 +116,7 @@ def _write_with_conflict_retry(
         if not planned:
             return result
         try:
-            outcomes = ctx.fhir.transaction(planned)
+            outcomes = _write(ctx, planned)
         except ConflictError:
             lookups.refresh(ctx.fhir, study_uid, source_ctx, state)
             continue
@@ -123,6 +124,18 @@ def _write_with_conflict_retry(
         result.written = True
         return result
     raise TransientUpstreamError("FHIR server", f"study {study_uid}: version conflicts persisted")
+
+
+def _write(ctx: SyncContext, planned: list[dict[str, Any]]) -> list[Any]:
+    """One transaction; past the bundle limit (a dose SR with hundreds of irradiation events),
+    the study and its Patients go first and the Observations follow in further transactions.
+    Each write is idempotent, so a crash between them is repaired by the replay."""
+    if len(planned) <= MAX_BUNDLE_ENTRIES:
+        return ctx.fhir.transaction(planned)
+    outcomes: list[Any] = []
+    for start in range(0, len(planned), MAX_BUNDLE_ENTRIES):
+        outcomes += ctx.fhir.transaction(planned[start : start + MAX_BUNDLE_ENTRIES])
+    return outcomes
 
 
 def _remember_written(output: StudyOutput, outcomes: Sequence[Any], state: StudyState) -> None:
