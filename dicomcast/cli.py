@@ -91,7 +91,7 @@ def run(ctx: click.Context, once: bool) -> None:
     log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
     try:
         if once:
-            reports = run_once(workers)
+            reports = run_once(workers, reconcile_interval=settings.worker.reconcile_interval)
             for report in reports:
                 log.info("caught up" if report.ok else "cycle failed", **vars(report))
             if not all(r.ok for r in reports):

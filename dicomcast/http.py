@@ -12,6 +12,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+)
+from tenacity.wait import wait_exponential_jitter
 
 from dicomcast.errors import (
     AuthError,
@@ -21,7 +29,64 @@ from dicomcast.errors import (
 )
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 RequestHook = Callable[[httpx.Request, httpx.Response | None, float], None]
+
+
+class RetryingTransport(httpx.BaseTransport):
+    """Retries idempotent reads (GET/HEAD) on network errors, 408, 429 and 5xx a few times, with
+    jittered backoff and Retry-After honoured (capped), before the caller sees the failure.
+
+    A page read is dozens of requests: retrying only the whole page would rarely get one through a
+    flaky server. Writes are not retried here; the worker retries a study's transaction as a whole.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, *, attempts: int = 4, max_wait: float = 5.0) -> None:
+        self._inner = inner
+        self._attempts = attempts
+        self._max_wait = max_wait
+        self._backoff = wait_exponential_jitter(initial=0.2, max=max_wait, jitter=0.3)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in IDEMPOTENT_METHODS:
+            return self._inner.handle_request(request)
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_is_transient),
+            before_sleep=_close_response,
+            retry_error_callback=_last_outcome,
+            reraise=True,
+        )
+        response: httpx.Response = retrying(self._inner.handle_request, request)
+        return response
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._backoff(state))
+        if state.outcome is not None and not state.outcome.failed:
+            hinted = retry_after(state.outcome.result())
+            if hinted is not None:
+                delay = max(delay, min(hinted, self._max_wait * 6))
+        return delay
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _is_transient(response: httpx.Response) -> bool:
+    return response.status_code in TRANSIENT_STATUS
+
+
+def _close_response(state: RetryCallState) -> None:
+    if state.outcome is not None and not state.outcome.failed:
+        state.outcome.result().close()
+
+
+def _last_outcome(state: RetryCallState) -> httpx.Response:
+    """Out of attempts: hand the last answer (or error) to the caller, which classifies it."""
+    assert state.outcome is not None
+    response: httpx.Response = state.outcome.result()
+    return response
 
 
 def make_client(
@@ -38,11 +103,11 @@ def make_client(
     hooks: dict[str, list[Callable[..., None]]] = {}
     if on_request is not None:
         hooks = _timing_hooks(on_request)
+    inner = transport or httpx.HTTPTransport(limits=limits)
     return httpx.Client(
         base_url=base_url.rstrip("/"),
         auth=auth,
-        transport=transport,
-        limits=limits,
+        transport=RetryingTransport(inner),
         timeout=httpx.Timeout(timeout, connect=10.0),
         event_hooks=hooks,
     )

@@ -13,16 +13,18 @@ from dicomcast.config.settings import ServerType, Settings, SourceSettings
 from dicomcast.dicom.azure import AzureChangeFeedSource
 from dicomcast.dicom.models import ChangeSource
 from dicomcast.dicom.orthanc import OrthancSource, orthanc_root
-from dicomcast.errors import ConfigError
+from dicomcast.errors import ConfigError, DicomcastError
 from dicomcast.fhir.client import Capabilities, FhirClient
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
 from dicomcast.http import make_client
+from dicomcast.logs import get_logger
 from dicomcast.store import Store, is_migrated, make_engine, migrate
 from dicomcast.worker import metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
 
 STARTUP_BUDGET = timedelta(seconds=15)
+log = get_logger("dicomcast.build")
 
 
 def _count_fhir_request(request: httpx.Request, response: httpx.Response | None, seconds: float) -> None:
@@ -128,6 +130,17 @@ def build(settings: Settings, stop_event: threading.Event | None = None, *, veri
     ]
     parts = Parts(store, fhir, capabilities, contexts)
     if verify:
-        for ctx in contexts:
-            call_with_retry(ctx.source.latest, max_attempts=3, budget=STARTUP_BUDGET, stop_event=event)
+        _verify_sources(contexts, event)
     return parts
+
+
+def _verify_sources(contexts: list[SyncContext], event: threading.Event) -> None:
+    """Read every source's feed once. With one source, a failure is the start-up error; with
+    several, a failing source is logged and retried every cycle while the others sync."""
+    for ctx in contexts:
+        try:
+            call_with_retry(ctx.source.latest, max_attempts=3, budget=STARTUP_BUDGET, stop_event=event)
+        except DicomcastError as exc:
+            if len(contexts) == 1:
+                raise
+            log.error("source unavailable at start-up; the others go on", source=ctx.source.name, error=str(exc))

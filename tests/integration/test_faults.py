@@ -157,11 +157,6 @@ def test_fhir_server_failing_20_percent_of_requests_converges(
     assert all(proxy.counts[fault] > 0 for fault in ("429", "503", "reset", "lost", "stall")), proxy.counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OrthancSource retries a whole page, not each of its ~40 requests: at 20% faults a page "
-    "almost never reads whole (0.8**40). Needs per-request retries in dicom/orthanc.py (lead).",
-)
 def test_dicom_server_failing_20_percent_of_requests_converges(
     orthanc: peers.Peer, fhir_server: peers.Peer, small_bulk: bulk_data.Bulk, tmp_path: Path
 ) -> None:
