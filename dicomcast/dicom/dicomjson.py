@@ -96,6 +96,9 @@ def values(dataset: DicomJson, tag: str) -> list[Any] | None:
     return value if value else None
 
 
+_OTHER_WHITESPACE = re.compile(r"[^\S \r\n\t]")
+
+
 def clean_text(tag: str, raw: Any, max_length: int = MAX_TEXT) -> str | None:
     """A string value without DICOM padding; None when empty."""
     if raw is None:
@@ -107,6 +110,8 @@ def clean_text(tag: str, raw: Any, max_length: int = MAX_TEXT) -> str | None:
     text = raw.strip(" \x00")
     if _FORBIDDEN.search(text):
         raise InvalidValueError(tag, "value contains control characters or invalid Unicode")
+    # FHIR strings allow no whitespace but space, CR, LF and tab: other kinds (NBSP, ...) become spaces.
+    text = _OTHER_WHITESPACE.sub(" ", text).strip()
     return text or None
 
 

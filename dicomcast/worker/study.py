@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicomcast.dicom.models import ChangeEntry
-from dicomcast.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError
+from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError, TransientUpstreamError
 from dicomcast.fhir.client import delete_entry, put_entry
 from dicomcast.fhir.mapping import map_study
 from dicomcast.fhir.mapping.types import (
@@ -81,6 +81,9 @@ def sync_study(
     except PermanentUpstreamError as exc:
         if len(entries) == 1:
             return StudyResult(study_uid, 1, failures=[(entries[0], "fhir", str(exc))])
+    except MappingError as exc:  # data the mapping could not turn into valid FHIR
+        if len(entries) == 1:
+            return StudyResult(study_uid, 1, failures=[(entries[0], "dicom", str(exc))])
     result = StudyResult(study_uid, len(entries))
     for entry in entries:  # isolate the poison entry; the others still land
         one = sync_study(ctx, source_ctx, study_uid, partition, [entry], state)

@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
+from dicomcast.dicom.models import ChangeAction, ChangeEntry
+from dicomcast.errors import MappingError
 from dicomcast.fhir.client import FhirClient
-from dicomcast.fhir.mapping.types import StudyOutput
+from dicomcast.fhir.mapping.types import SourceContext, StudyInput, StudyOutput
 from dicomcast.worker import study
 from dicomcast.worker.context import SyncContext
 
@@ -53,3 +56,22 @@ def test_more_entries_than_a_bundle_holds_are_split() -> None:
 
     assert [len(b["entry"]) for b in seen] == [500, 500, 201]
     assert len(outcomes) == 1201 and outcomes[0].version_id == "7"
+
+
+def test_an_entry_the_mapping_rejects_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    ctx = SyncContext(source=None, fhir=_fhir(seen), store=None, options=None)  # type: ignore[arg-type]
+    entries = [ChangeEntry(n, ChangeAction.CREATE, "1.2", "1.2.3", f"1.2.3.{n}", metadata={}) for n in (1, 2, 3)]
+
+    def fake_map(study_input: StudyInput, context: SourceContext, options: Any) -> StudyOutput:
+        if any(e.sequence == 2 for e in study_input.entries):
+            raise MappingError("produced Patient is not valid FHIR R4", tag="00100020")
+        return StudyOutput(imaging_study={"resourceType": "ImagingStudy", "id": "s"})
+
+    monkeypatch.setattr(study, "map_study", fake_map)
+    state = study.StudyState(None, {})
+
+    result = study.sync_study(ctx, SourceContext("http://dicom", "Endpoint/e"), "1.2", None, entries, state)
+
+    assert [(e.sequence, cls) for e, cls, _ in result.failures] == [(2, "dicom")]
+    assert result.written and len(seen) == 2  # entries 1 and 3 still reached FHIR
