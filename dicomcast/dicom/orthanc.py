@@ -71,6 +71,11 @@ class OrthancSource:
         items = self._get_json(url, missing_ok=True)
         return dict(items[0]) if isinstance(items, list) and items else None
 
+    def present_instances(self, study_uid: str) -> set[str]:
+        """SOP Instance UIDs of the study Orthanc holds now (QIDO-RS); empty when the study is gone."""
+        items = self._get_json(f"/dicom-web/studies/{study_uid}/instances", missing_ok=True) or []
+        return {_sop_uid(item) for item in items if isinstance(item, dict)} - {""}
+
     def endpoint_address(self, partition: str | None) -> str:
         return self._public_dicomweb
 

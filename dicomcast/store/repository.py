@@ -54,6 +54,12 @@ class Store:
             else:
                 row.cursor, row.updated_at = cursor, _now()
 
+    def record_failures(self, source: str, failures: Sequence[NewFailure]) -> None:
+        """Record permanent failures without moving the checkpoint (replays, reconciliation)."""
+        with self._session() as session, session.begin():
+            for failure in failures:
+                self._record_failure(session, source, failure)
+
     def set_checkpoint(self, source: str, cursor: str | None) -> None:
         """Move (or with None remove) a cursor deliberately; the operator's command logs it."""
         with self._session() as session, session.begin():

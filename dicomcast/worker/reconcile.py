@@ -31,7 +31,6 @@ from dicomcast.worker.retry import call_with_retry
 log = get_logger("dicomcast.reconcile")
 
 STUDIES_PER_PAGE = 50  # deletions are applied in pages of this many studies
-SOP_INSTANCE_UID = "00080018"
 RECONCILE_SEQUENCE = 0  # reconciliation entries have no feed sequence
 
 
@@ -129,18 +128,12 @@ def _present_instances(ctx: SyncContext, study_uid: str) -> set[str]:
     source = ctx.source
     if not isinstance(source, OrthancSource):  # guarded by supports_reconcile; never guess "gone"
         raise TypeError(f"{source.name} cannot be reconciled")
-    url = f"/dicom-web/studies/{study_uid}/instances"
-    items = call_with_retry(
-        lambda: source._get_json(url, missing_ok=True),
+    return call_with_retry(
+        lambda: source.present_instances(study_uid),
         max_attempts=ctx.retry_attempts,
         budget=ctx.retry_budget,
         stop_event=ctx.stop_event,
     )
-    found: set[str] = set()
-    for item in items or []:
-        values = (item.get(SOP_INSTANCE_UID) or {}).get("Value") or []
-        found.update(str(v) for v in values)
-    return found
 
 
 def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:
@@ -172,7 +165,4 @@ def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], rep
 
 def record_failures(ctx: SyncContext, failures: Sequence[NewFailure]) -> None:
     """Record permanent failures without moving the source's checkpoint."""
-    store = ctx.store
-    with store._session() as session, session.begin():
-        for failure in failures:
-            store._record_failure(session, ctx.source.name, failure)
+    ctx.store.record_failures(ctx.source.name, failures)
