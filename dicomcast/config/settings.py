@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
@@ -28,6 +29,15 @@ def _split_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_split_list)]
+
+
+def _member(enum: type[StrEnum], value: Any) -> Any:
+    """Enum values in any case (`orthanc`, `MANAGEDIDENTITY`), as .NET's binder accepts them."""
+    if isinstance(value, str):
+        for member in enum:
+            if member.value.lower() == value.strip().lower():
+                return member
+    return value
 
 
 class _Section(BaseModel):
@@ -73,7 +83,9 @@ class BasicCredentialSettings(_Section):
 
 class AuthenticationSettings(_Section):
     enabled: bool = Field(False, alias="Enabled")
-    authentication_type: AuthenticationType = Field(AuthenticationType.NONE, alias="AuthenticationType")
+    authentication_type: Annotated[AuthenticationType, BeforeValidator(partial(_member, AuthenticationType))] = Field(
+        AuthenticationType.NONE, alias="AuthenticationType"
+    )
     managed_identity_credential: ManagedIdentityCredentialSettings = Field(
         default_factory=ManagedIdentityCredentialSettings, alias="ManagedIdentityCredential"
     )
@@ -85,15 +97,6 @@ class AuthenticationSettings(_Section):
     )
     basic_credential: BasicCredentialSettings = Field(default_factory=BasicCredentialSettings, alias="BasicCredential")
 
-    @field_validator("authentication_type", mode="before")
-    @classmethod
-    def _any_case(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            for member in AuthenticationType:
-                if member.value.lower() == value.strip().lower():
-                    return member
-        return value
-
     @property
     def effective_type(self) -> AuthenticationType:
         """`Enabled=false` wins over any type, as in DICOM Cast."""
@@ -103,18 +106,11 @@ class AuthenticationSettings(_Section):
 class DicomWebSettings(_Section):
     endpoint: str | None = Field(None, alias="Endpoint")
     private_endpoint: str | None = Field(None, alias="PrivateEndpoint")
-    server_type: ServerType = Field(ServerType.AZURE, alias="ServerType")
+    server_type: Annotated[ServerType, BeforeValidator(partial(_member, ServerType))] = Field(
+        ServerType.AZURE, alias="ServerType"
+    )
     partitions: StrList = Field(default_factory=list, alias="Partitions")
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings, alias="Authentication")
-
-    @field_validator("server_type", mode="before")
-    @classmethod
-    def _any_case(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            for member in ServerType:
-                if member.value.lower() == value.strip().lower():
-                    return member
-        return value
 
 
 class FhirSettings(_Section):
