@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1
-echo "[test] ruff";   .venv/bin/ruff check dicomcast tests benchmarks migrations scripts
-echo "[test] format"; .venv/bin/ruff format --check dicomcast tests benchmarks migrations scripts
+code=$(for d in dicomcast tests benchmarks migrations scripts; do [ -e "$d" ] && echo "$d"; done)
+echo "[test] ruff";   .venv/bin/ruff check $code
+echo "[test] format"; .venv/bin/ruff format --check $code
 echo "[test] mypy";   .venv/bin/mypy dicomcast
 if [ -f Dockerfile ]; then echo "[test] hadolint"; .venv/bin/hadolint Dockerfile; fi
 echo "[test] pytest"
