@@ -41,9 +41,7 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_failures")),
-        sa.UniqueConstraint(
-            "source", "sequence", "sop_instance_uid", "failure_class", name=op.f("uq_failures_source")
-        ),
+        sa.UniqueConstraint("source", "sequence", "sop_instance_uid", "failure_class", name=op.f("uq_failures_source")),
     )
     op.create_index(op.f("ix_failures_source"), "failures", ["source"])
     op.create_index(op.f("ix_failures_study_uid"), "failures", ["study_uid"])
