@@ -25,7 +25,8 @@ from tests.servers.faulty_proxy import FaultyProxy
 pytestmark = pytest.mark.integration
 
 KILLS = 50
-STUDIES, PER_STUDY = 100, 20  # 2,000 instances
+STUDIES, PER_STUDY = 100, 20  # 2,000 instances to start with
+RESERVE_STUDIES, TOP_UP_STUDIES, LOW_BACKLOG = 60, 10, 200  # new images keep arriving between crashes
 SEED = 20261123
 
 
@@ -65,31 +66,42 @@ def _run_and_kill(env: dict[str, str], log: Path, rng: random.Random, at_checkpo
         return "killed"
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_at_50_random_moments_loses_and_duplicates_nothing(
     bulk_orthanc: tuple[peers.Peer, bulk_data.Bulk, dict[str, int]], tmp_path: Path
 ) -> None:
     orthanc, bulk, sequences = bulk_orthanc
     assert len(sequences) == STUDIES * PER_STUDY
+    reserve = bulk_data.make_bulk("kill-more", RESERVE_STUDIES, PER_STUDY).instances
     fhir = peers.start_fhir()
     rng = random.Random(SEED)
     store_path, log = tmp_path / "store.db", tmp_path / "run.log"
     env = orthanc_env(orthanc, fhir, store_path, DicomCastWorker__BatchSize="50")
     assert dicomcast(["migrate"], env).returncode == 0
     source = f"orthanc:{orthanc.url}"
-    last_sequence = max(sequences.values())
+    uploaded = bulk_data.Bulk(list(bulk.instances))
     endings: Counter[str] = Counter()
     lost_after_kill = duplicated_after_kill = kills_mid_sync = 0
     started = time.monotonic()
     try:
         for kill in range(KILLS):
-            behind = _checkpoint(store_path, source) < last_sequence
+            # A fast machine must not run out of work before the 50th kill: top the backlog up.
+            if sum(seq > _checkpoint(store_path, source) for seq in sequences.values()) < LOW_BACKLOG and reserve:
+                batch, reserve = reserve[: TOP_UP_STUDIES * PER_STUDY], reserve[TOP_UP_STUDIES * PER_STUDY :]
+                top_up = time.monotonic()
+                bulk_data.upload(orthanc, batch)
+                uploaded.instances += batch
+                print(f"top-up before run {kill}: +{len(batch)} instances", end=" ")
+                sequences = bulk_data.orthanc_sequences(orthanc)
+                print(f"({time.monotonic() - top_up:.1f} s)")
+            behind = _checkpoint(store_path, source) < max(sequences.values())
             ending = _run_and_kill(env, log, rng, at_checkpoint=kill % 5 == 4)
             endings[ending] += 1
             kills_mid_sync += behind and ending.startswith("killed")
             checkpoint = _checkpoint(store_path, source)
             snap = snapshot(fhir)
             handled = {uid for uid, seq in sequences.items() if seq <= checkpoint}
-            lost = bulk_data.missing(snap, bulk, handled)
+            lost = bulk_data.missing(snap, uploaded, handled)
             duplicated = bulk_data.check_no_duplicates(snap)
             lost_after_kill += len(lost)
             duplicated_after_kill += len(duplicated)
@@ -101,7 +113,7 @@ def test_kill_9_at_50_random_moments_loses_and_duplicates_nothing(
             if final.returncode == 0:
                 break
         assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
-        problems = bulk_data.exact(snapshot(fhir), bulk)
+        problems = bulk_data.exact(snapshot(fhir), uploaded)
         engine = make_engine(f"sqlite:///{store_path}")
         recorded_failures = Store(engine).failures()
         engine.dispose()
@@ -111,7 +123,7 @@ def test_kill_9_at_50_random_moments_loses_and_duplicates_nothing(
     print(
         f"\nFAULT-INJECTION FIGURES: kills={sum(v for k, v in endings.items() if k.startswith('killed'))} "
         f"(mid-sync {kills_mid_sync}, of them before-checkpoint {endings['killed before checkpoint']}), "
-        f"runs={KILLS} endings={dict(endings)} instances={len(sequences)} studies={len(bulk.studies())} "
+        f"runs={KILLS} endings={dict(endings)} instances={len(sequences)} studies={len(uploaded.studies())} "
         f"lost={lost_after_kill + len([p for p in problems if 'lost' in p or 'missing' in p])} "
         f"duplicated={duplicated_after_kill + len([p for p in problems if 'twice' in p or 'extra' in p])} "
         f"runtime={runtime:.0f}s seed={SEED}"
