@@ -134,6 +134,8 @@ class WorkerSettings(_Section):
     poll_interval_during_catchup: Duration = Field(timedelta(0), alias="PollIntervalDuringCatchup")
     batch_size: int | None = Field(None, alias="BatchSize", ge=1)  # None: the source's maximum
     max_concurrent_studies: int = Field(8, alias="MaxConcurrentStudies", ge=1, le=64)
+    # Feed pages joined into one batch: a study spanning pages is written once per batch.
+    max_batch_entries: int = Field(1000, alias="MaxBatchEntries", ge=1, le=20000)
     http_port: int | None = Field(None, alias="HttpPort", ge=0, le=65535)
     http_host: str = Field("127.0.0.1", alias="HttpHost")
     lease_duration: Duration = Field(timedelta(seconds=60), alias="LeaseDuration")

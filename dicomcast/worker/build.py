@@ -122,6 +122,7 @@ def build(settings: Settings, stop_event: threading.Event | None = None, *, veri
             store=store,
             options=options,
             max_concurrent_studies=settings.worker.max_concurrent_studies,
+            max_batch_entries=settings.worker.max_batch_entries,
             retry_attempts=settings.retry.max_attempts,
             retry_budget=settings.retry.total_retry_duration,
             stop_event=event,

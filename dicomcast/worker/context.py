@@ -19,6 +19,7 @@ class SyncContext:
     store: Store
     options: MappingOptions
     max_concurrent_studies: int = 8
+    max_batch_entries: int = 1000
     retry_attempts: int = 8
     retry_budget: timedelta = timedelta(minutes=2)
     stop_event: threading.Event = field(default_factory=threading.Event)

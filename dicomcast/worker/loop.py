@@ -18,6 +18,7 @@ from dicomcast.worker import faults, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import PageResult, sync_page
+from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.state import WorkerState
@@ -86,9 +87,10 @@ class SourceWorker:
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
         cursor = self.ctx.store.read_checkpoint(self.name)
+        reader = BatchReader(self._read_page, self.ctx.max_batch_entries)  # next batch read while this one is written
         while not self.ctx.stop_event.is_set():
-            page = self._read_page(cursor)
-            self._hold_lease()  # renewed every page; raises if another worker took it
+            page = reader.read(cursor)
+            self._hold_lease()  # renewed every batch; raises if another worker took it
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
             result = sync_page(self.ctx, page)

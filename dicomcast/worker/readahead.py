@@ -1,0 +1,66 @@
+"""Reading the feed ahead of the writes, in batches.
+
+* Batches: feed pages are joined until DicomCastWorker:MaxBatchEntries entries (or caught up), so a
+  study that spans pages (the v2 feed gives at most 200 entries a page) is merged and written once
+  per batch, and more studies of a batch are written in parallel. Memory stays bounded by the batch.
+* Read-ahead: while the worker writes a batch, the next one is read in a daemon thread (a read in
+  flight never holds up a stop). A read for another cursor, or after a failed read-ahead, is made
+  directly, so errors surface where the loop handles them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from dicomcast.dicom.models import Page
+
+ReadPage = Callable[[str | None], Page]
+
+
+def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Page:
+    """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends."""
+    page = read_page(cursor)
+    entries, skipped = list(page.entries), list(page.skipped)
+    while not page.caught_up and len(entries) + len(skipped) < max_entries:
+        page = read_page(page.next_cursor)
+        entries += page.entries
+        skipped += page.skipped
+    return dataclasses.replace(page, entries=entries, skipped=skipped)
+
+
+class BatchReader:
+    def __init__(self, read_page: ReadPage, max_entries: int, *, read_ahead: bool = True) -> None:
+        self._read_page = read_page
+        self._max_entries = max_entries
+        self._read_ahead = read_ahead
+        self._ahead: tuple[str, Future[Page]] | None = None
+
+    def read(self, cursor: str | None) -> Page:
+        """The batch at `cursor`; starts reading the following one before returning."""
+        ahead, self._ahead = self._ahead, None
+        page: Page | None = None
+        if ahead is not None and ahead[0] == cursor:
+            try:
+                page = ahead[1].result()
+            except Exception:  # read again in the caller's thread, where errors are handled
+                page = None
+        if page is None:
+            page = read_batch(self._read_page, cursor, self._max_entries)
+        if self._read_ahead and not page.caught_up:
+            self._ahead = (page.next_cursor, self._start(page.next_cursor))
+        return page
+
+    def _start(self, cursor: str) -> Future[Page]:
+        future: Future[Page] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(read_batch(self._read_page, cursor, self._max_entries))
+            except BaseException as exc:  # handed to `read`, which reads again directly
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="read-ahead", daemon=True).start()
+        return future

@@ -1,0 +1,66 @@
+"""The benchmark's plumbing on a tiny feed: every variant produces numbers and the report shows them.
+
+No timing is asserted: only that the runs happen, count what they sent, and render. FHIR is the
+instant stub (in-process), the feed the loopback Azure DICOM test server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.baseline import run_baseline
+from benchmarks.ceiling import run_ceiling, save_final
+from benchmarks.feed import Shape, parse_shapes, serve_feed
+from benchmarks.profile import summarize
+from benchmarks.report import Extra, ShapeReport, render
+from benchmarks.stub_fhir import serve_stub
+from benchmarks.worker_run import WorkerJob, run_worker
+
+SHAPE = Shape(2, 3, "200x50")
+
+
+def test_parse_shapes_scales_the_larger_dimension() -> None:
+    shapes = parse_shapes("1x1000,200x50,2000x1", scale=0.1)
+    assert [(s.studies, s.instances) for s in shapes] == [(1, 100), (20, 50), (200, 1)]
+    assert [s.target_name for s in shapes] == ["1x1000", "200x50", "2000x1"]
+
+
+def test_every_variant_produces_numbers(tmp_path: Path) -> None:
+    with serve_feed(SHAPE) as feed, serve_stub() as fhir_url:
+        worker = run_worker(WorkerJob("dicomcast", SHAPE.name, f"{feed.url}/v2", fhir_url, tmp_path))
+        baseline = run_baseline(SHAPE.name, feed.url, fhir_url)
+        resources = tmp_path / "final.json"
+        study = {
+            "resourceType": "ImagingStudy",
+            "id": "s1",
+            "numberOfInstances": 3,
+            "subject": {"reference": "Patient/p1"},
+        }
+        save_final(
+            {"Endpoint": [], "Patient": [{"resourceType": "Patient", "id": "p1"}], "ImagingStudy": [study]}, resources
+        )
+        ceiling = run_ceiling(SHAPE.name, fhir_url, resources, concurrency=2)
+
+    assert worker.instances == baseline.instances == SHAPE.total
+    assert baseline.fhir_requests == 4 * SHAPE.total  # per instance: 3 searches + 1 transaction
+    assert 0 < worker.fhir_requests < baseline.fhir_requests  # one transaction per study, batched searches
+    assert worker.fhir_bytes > 0 and baseline.fhir_bytes > worker.fhir_bytes
+    assert (ceiling.instances, ceiling.fhir_requests) == (3, 2)  # Patient, then ImagingStudy
+    assert worker.peak_rss_mb > 0 and worker.seconds > 0
+
+    report = ShapeReport(SHAPE.name, SHAPE.target_name, {"dicomcast": worker, "baseline": baseline, "ceiling": ceiling})
+    text = render([report], [Extra("backlog:", ["ran"], ("peak RSS <= 200 MB", True))], "header")
+    assert "2x3" in text and "a/b (dicomcast/baseline)" in text
+    assert f"{worker.requests_per_instance:.3f}" in text
+    assert "peak RSS <= 200 MB  MET" in text
+
+
+def test_profile_summary_counts_functions(tmp_path: Path) -> None:
+    stacks = tmp_path / "x.stacks.txt"
+    stacks.write_text(
+        "thread (1);main (a/run.py:3);map_study (mapping/engine.py:70) 30\n"
+        "thread (1);main (a/run.py:3);send (dicomcast/http.py:9) 10\n"
+    )
+    text = summarize(stacks)
+    assert "40 busy samples" in text
+    assert "75.0   75.0  map_study (mapping/engine.py)" in text

@@ -1,0 +1,59 @@
+"""Batches of feed pages, and the next batch read while the current one is written."""
+
+from __future__ import annotations
+
+import threading
+
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
+from dicomcast.worker.readahead import BatchReader, read_batch
+
+
+def _feed(total: int, page_size: int, reads: list[str | None], gate: threading.Event | None = None):  # type: ignore[no-untyped-def]
+    def read_page(cursor: str | None) -> Page:
+        if gate is not None and cursor not in (None, "0"):
+            gate.wait(5)
+        reads.append(cursor)
+        start = int(cursor or 0)
+        end = min(total, start + page_size)
+        entries = [ChangeEntry(n, ChangeAction.CREATE, "1", "1.1", f"1.1.{n}") for n in range(start + 1, end + 1)]
+        return Page(entries, str(end), caught_up=end >= total)
+
+    return read_page
+
+
+def test_pages_join_into_batches_that_end_where_a_page_ends() -> None:
+    reads: list[str | None] = []
+    batch = read_batch(_feed(1000, 200, reads), None, max_entries=500)
+    assert [e.sequence for e in batch.entries] == list(range(1, 601))  # three whole pages
+    assert batch.next_cursor == "600" and not batch.caught_up
+    assert reads == [None, "200", "400"]
+
+
+def test_the_next_batch_is_read_while_the_current_one_is_written() -> None:
+    reads: list[str | None] = []
+    gate = threading.Event()
+    reader = BatchReader(_feed(10, 5, reads, gate), max_entries=5)
+
+    first = reader.read(None)
+    assert reads == [None]  # the read-ahead of "5" waits at the gate, in the background
+    gate.set()
+    second = reader.read(first.next_cursor)
+
+    assert [e.sequence for e in second.entries] == [6, 7, 8, 9, 10] and second.caught_up
+    assert reads == [None, "5"]  # read once, ahead of time, not again
+
+
+def test_a_failed_read_ahead_is_read_again_where_errors_are_handled() -> None:
+    calls: list[str | None] = []
+    healthy = _feed(10, 5, [])
+
+    def flaky(cursor: str | None) -> Page:
+        calls.append(cursor)
+        if cursor == "5" and calls.count("5") == 1:
+            raise RuntimeError("network")
+        return healthy(cursor)
+
+    reader = BatchReader(flaky, max_entries=5)
+    first = reader.read(None)
+    second = reader.read(first.next_cursor)
+    assert second.caught_up and calls.count("5") == 2
