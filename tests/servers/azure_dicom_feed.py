@@ -66,6 +66,7 @@ class ChangeFeedTable:
         self.versions: dict[int, DicomJson] = {}  # watermark -> DICOM JSON of that version
         self.current: dict[InstanceKey, int] = {}  # existing instances -> current watermark
         self.partitions: dict[str, int] = {DEFAULT_PARTITION: 1}
+        self._rows_of: dict[InstanceKey, list[Row]] = {}  # so a store is O(1), not a scan of every row
         self._sequence = 0
         self._watermark = 0
 
@@ -73,12 +74,12 @@ class ChangeFeedTable:
         self._sequence += 1
         row = Row(self._sequence, *key, action, ticks_now(self.clock), original, original)
         self.rows.append(row)
+        self._rows_of.setdefault(key, []).append(row)
         return row
 
     def _point_rows_at(self, key: InstanceKey, watermark: int | None) -> None:
-        for row in self.rows:
-            if row.key == key:
-                row.current_watermark = watermark
+        for row in self._rows_of.get(key, []):
+            row.current_watermark = watermark
 
     def skip_sequences(self, count: int) -> None:
         with self.lock:

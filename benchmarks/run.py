@@ -1,0 +1,151 @@
+"""The throughput benchmark (issue 7): one command, one table.
+
+For each feed shape it serves the feed from the Azure DICOM test server and syncs it, each time into
+a fresh sekmet FHIR server, with (a) dicomcast as configured, (b) the DICOM Cast-style baseline,
+(c) the ceiling (the same final resources PUT directly), and (d) dicomcast against an instant stub
+on one core. Every variant runs in its own process (peak RSS and CPU time are its own).
+
+    .venv/bin/python -m benchmarks.run                       # 1x1000, 200x50, 2000x1
+    .venv/bin/python -m benchmarks.run --scale 0.1           # a quick run
+    .venv/bin/python -m benchmarks.run --backlog 100000      # plus the 100k-instance memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.ceiling import fetch_final, save_final
+from benchmarks.extras import backlog_extra, large_study_extra, verify
+from benchmarks.feed import DEFAULT_SHAPES, Shape, parse_shapes, serve_feed
+from benchmarks.measure import Result
+from benchmarks.procs import cores, fhir_server, pin_this_process, run_variant, stub_fhir
+from benchmarks.profile import PROJECT_CODE, summarize
+from benchmarks.report import Extra, ShapeReport, render
+from dicomcast.config.settings import Settings
+
+EXPERIMENTS = ("prefetch", "batch+prefetch")
+
+
+def bench_shape(shape: Shape, args: argparse.Namespace, out_dir: Path) -> ShapeReport:
+    report = ShapeReport(shape.name, shape.target_name)
+    concurrency = ["--concurrency", str(args.concurrency)]
+    print(f"[{shape.name}] serving {shape.total} instances ...", file=sys.stderr, flush=True)
+    with serve_feed(shape, args.seed) as feed:
+        dicom = ["--dicom", feed.url]
+        with fhir_server() as fhir:
+            work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
+            report.results["dicomcast"] = run_variant(
+                "dicomcast", shape, out_dir, *dicom, "--fhir", fhir.url, *work, *concurrency, profile=args.profile
+            )
+            final = fetch_final(fhir.url)
+            report.problems += [f"dicomcast: {p}" for p in verify(final, shape)]
+        resources = out_dir / f"{shape.name}-final.json"
+        save_final(final, resources)
+        if not args.skip_baseline:
+            with fhir_server() as fhir:
+                report.results["baseline"] = run_variant("baseline", shape, out_dir, *dicom, "--fhir", fhir.url)
+                report.problems += [f"baseline: {p}" for p in verify(fetch_final(fhir.url), shape)]
+        with fhir_server() as fhir:
+            options = ["--fhir", fhir.url, "--resources", str(resources), *concurrency]
+            report.results["ceiling"] = run_variant("ceiling", shape, out_dir, *options)
+        report.results["worker-alone"] = worker_alone(shape, out_dir, dicom, concurrency, args.profile)
+        if args.experiments:
+            run_experiments(report, shape, out_dir, dicom, concurrency)
+    print(f"[{shape.name}] done", file=sys.stderr, flush=True)
+    return report
+
+
+def run_experiments(report: ShapeReport, shape: Shape, out_dir: Path, dicom: list[str], concurrency: list[str]) -> None:
+    """benchmarks/experiments.py: what read-ahead and multi-page batches would gain (not dicomcast as is)."""
+    for experiment in EXPERIMENTS:
+        with fhir_server() as fhir:
+            work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
+            options = [*dicom, "--fhir", fhir.url, *work, *concurrency, "--experiment", experiment]
+            label = f"exp:{experiment}"
+            report.results[label] = run_variant("dicomcast", shape, out_dir, *options, label=label)
+            report.problems += [f"{label}: {p}" for p in verify(fetch_final(fhir.url), shape)]
+    report.results["exp:worker-alone+prefetch"] = worker_alone(
+        shape, out_dir, dicom, [*concurrency, "--experiment", "prefetch"], False, "exp:worker-alone+prefetch"
+    )
+
+
+def worker_alone(
+    shape: Shape, out_dir: Path, dicom: list[str], concurrency: list[str], profile: bool, label: str = "worker-alone"
+) -> Result:
+    worker_core, others = cores()
+    previous = pin_this_process(others)
+    try:
+        with stub_fhir(others) as url:
+            work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
+            options = [*dicom, "--fhir", url, *work, *concurrency, "--cpu", str(worker_core)]
+            return run_variant("dicomcast", shape, out_dir, *options, label=label, profile=profile)
+    finally:
+        pin_this_process(previous)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES, help=f"STUDIESxINSTANCES,... (default {DEFAULT_SHAPES})")
+    parser.add_argument("--scale", type=float, default=1.0, help="scale each shape's larger dimension (0.1: quick)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=Settings().worker.max_concurrent_studies,
+        help="DicomCastWorker:MaxConcurrentStudies for dicomcast and the ceiling (default: dicomcast's)",
+    )
+    parser.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) baseline")
+    parser.add_argument(
+        "--large-study", type=int, default=5000, metavar="N", help="a 1xN study against FHIR limits (0: off)"
+    )
+    parser.add_argument(
+        "--backlog", type=int, default=0, metavar="N", help="a backlog memory run of N instances (0: off)"
+    )
+    parser.add_argument(
+        "--backlog-fhir",
+        choices=("sekmet", "stub"),
+        default="sekmet",
+        help="the FHIR server of the backlog run (default sekmet)",
+    )
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also dicomcast with read-ahead / multi-page batches (experiments.py)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy CPU profiles of dicomcast and worker-alone")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, help="where results and variant logs go (default: a temporary directory)")
+    return parser.parse_args(argv)
+
+
+def header(args: argparse.Namespace, out_dir: Path) -> str:
+    return (
+        f"dicomcast throughput benchmark  python {platform.python_version()}  cores {len(os.sched_getaffinity(0))}  "
+        f"MaxConcurrentStudies {args.concurrency}  FHIR: sekmet (SQLite)  feed: Azure DICOM test server v2\n"
+        f"logs and raw results: {out_dir}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out_dir = args.out or Path(tempfile.mkdtemp(prefix="dicomcast-bench-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = [bench_shape(shape, args, out_dir) for shape in parse_shapes(args.shapes, args.scale)]
+    extras: list[Extra] = []
+    if args.large_study:
+        extras.append(large_study_extra(Shape(1, args.large_study), args, out_dir))
+    if args.backlog:
+        extras.append(backlog_extra(args.backlog, args, out_dir))
+    print(render(reports, extras, header(args, out_dir)))
+    if args.profile:
+        for stacks in sorted(out_dir.glob("*.stacks.txt")):
+            print("\n" + summarize(stacks, top=30, only=PROJECT_CODE))
+    return 1 if any(r.problems for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
