@@ -159,7 +159,14 @@ def test_fhir_server_failing_20_percent_of_requests_converges(
     proxy = FaultyProxy(upstream, rate=0.2, seed=SEED).start()
     try:
         flaky = peers.Peer(fhir_server.process, fhir_server.workdir, f"{proxy.url}/fhir", fhir_server.log)
-        env = orthanc_env(orthanc, flaky, tmp_path / "store.db", DicomCastWorker__BatchSize="20")
+        # Small batches: many requests cross the proxy, so every kind of fault is met.
+        env = orthanc_env(
+            orthanc,
+            flaky,
+            tmp_path / "store.db",
+            DicomCastWorker__BatchSize="20",
+            DicomCastWorker__MaxBatchEntries="20",
+        )
         result = _converge(env)
     finally:
         proxy.stop()
@@ -180,6 +187,7 @@ def test_dicom_server_failing_20_percent_of_requests_converges(
             fhir_server,
             tmp_path / "store.db",
             DicomCastWorker__BatchSize="20",
+            DicomCastWorker__MaxBatchEntries="20",
             RetryConfiguration__TotalRetryDuration="20s",
         )
         result = _converge(env, runs=4)

@@ -23,7 +23,13 @@ def test_sigterm_mid_sync_exits_cleanly_with_a_consistent_checkpoint(
     bulk = bulk_data.make_bulk("term", 40, 10)
     bulk_data.upload(orthanc, bulk.instances)
     sequences = bulk_data.orthanc_sequences(orthanc)
-    env = orthanc_env(orthanc, fhir_server, tmp_path / "store.db", DicomCastWorker__BatchSize="10")
+    env = orthanc_env(
+        orthanc,
+        fhir_server,
+        tmp_path / "store.db",
+        DicomCastWorker__BatchSize="10",
+        DicomCastWorker__MaxBatchEntries="10",
+    )
     log = tmp_path / "run.log"
     process = start_dicomcast(["run"], env, log)
     deadline = time.monotonic() + 120  # a bound against hanging, not a timing assertion

@@ -73,7 +73,8 @@ class FaultyProxy:
             self.counts["requests"] += 1
             if self._random.random() >= self.rate:
                 return None
-            fault = self._random.choice(self.faults)
+            # Which requests fail is random; the kinds take turns, so every kind is met in a short run.
+            fault = self.faults[sum(self.counts[f] for f in self.faults) % len(self.faults)]
             self.counts[fault] += 1
             return fault
 
