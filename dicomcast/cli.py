@@ -120,19 +120,12 @@ def migrate(ctx: click.Context) -> None:
 
 @main.command("config")
 @click.pass_context
+@operator_errors
 def config_command(ctx: click.Context) -> None:
     """Print the effective settings and where each came from (secrets as ***)."""
     from dicomcast.config.report import render_config
 
-    try:
-        loaded = load_settings(config_file=ctx.obj.get("config_file"))
-    except ConfigError as exc:
-        fail("configuration error:\n" + "\n".join(exc.problems), ExitCode.CONFIG)
-        return
-    except DicomcastError as exc:
-        fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
-        return
-    for line in render_config(loaded):
+    for line in render_config(load_settings(config_file=ctx.obj.get("config_file"))):
         click.echo(line)
 
 
