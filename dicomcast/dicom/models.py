@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -98,8 +98,3 @@ class ChangeSource(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def iter_entries(pages: Sequence[Page]) -> Iterator[ChangeEntry]:
-    for page in pages:
-        yield from page.entries

@@ -4,7 +4,7 @@ identifier, dose Observations by study. One search per kind per page, not one pe
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
@@ -76,8 +76,3 @@ def refresh(fhir: FhirClient, study_uid: str, source_ctx: SourceContext, state: 
     state.study = pick_study(studies_by_uid(fhir, [study_uid]).get(study_uid, []), source_ctx, root)
     if state.patients:
         state.patients.update(patients_by_key(fhir, list(state.patients)))
-
-
-def first_value(metadata: dict[str, Any] | None, tag: str) -> Any:
-    values = ((metadata or {}).get(tag) or {}).get("Value") or [None]
-    return values[0]
