@@ -7,10 +7,15 @@
     ├── LeaseLostError          another worker holds the source's lease
     ├── MappingError            an entry's DICOM data cannot become FHIR (permanent for that entry)
     └── UpstreamError           a DICOM or FHIR server answered badly
-        ├── TransientUpstreamError   network, timeout, 408, 429, 5xx: retry later
+        ├── TransientUpstreamError   network, timeout, 408, 429, 5xx, a body that is empty, HTML or
+        │                            cut short where JSON was expected: retry later
         ├── PermanentUpstreamError   other 4xx: the entry is recorded as a failure
-        │   └── ServerNotSupportedError  wrong FHIR version, no transactions, wrong API version
-        └── ConflictError            FHIR 412: re-read, re-merge, retry
+        │   ├── ServerNotSupportedError  wrong FHIR version, no transactions, wrong API version
+        │   └── UnparseableBodyError     a complete body no parser can read (nesting too deep)
+        ├── UpstreamRedirectError    a 3xx: a proxy or gateway redirected; never followed (exit 78)
+        └── ConflictError            FHIR 409/412: re-read, re-merge, retry
+
+The HTTP classification table is in dicomcast/http.py (one place for every server).
 
 Messages never carry PHI or secret values: only UIDs, sequences, URLs without query strings,
 setting names and status codes.
@@ -108,5 +113,20 @@ class ServerNotSupportedError(PermanentUpstreamError):
     """The server is not one dicomcast can work with (version, capabilities)."""
 
 
+class UnparseableBodyError(PermanentUpstreamError):
+    """A body that arrived whole but can never be decoded (JSON nested beyond the parser's depth,
+    integers beyond Python's digit limit). Retrying reads the same bytes, so it is not transient;
+    the caller isolates the entry it belongs to."""
+
+
+class UpstreamRedirectError(UpstreamError):
+    """A 3xx: something between dicomcast and the server (a proxy, a gateway, a sign-in page)
+    redirected. Redirects are never followed (credentials would go along); the operator fixes the
+    URL setting named in the message. For `check` this is a configuration problem (78); a running
+    worker fails the cycle, keeps its checkpoint and tries again next cycle."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class ConflictError(UpstreamError):
-    """FHIR 412 Precondition Failed: someone else changed the resource."""
+    """FHIR 409 Conflict or 412 Precondition Failed: someone else changed the resource."""
