@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from dicomcast.fhir.client import FhirClient
+from dicomcast.fhir.mapping import legacy
+from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
 
 if TYPE_CHECKING:
@@ -28,16 +30,19 @@ def study_uid_of(resource: Resource) -> str | None:
 
 
 def pick_study(candidates: Iterable[Resource], source_ctx: SourceContext, our_root: str) -> Resource | None:
-    """The study this source owns (meta.source), else one made by someone else entirely
-    (an EHR, or DICOM Cast before the switch-over) — never one of our other partitions'."""
-    foreign = None
+    """The study this source owns (meta.source), else the one DICOM Cast made from this DICOM
+    service before the switch-over (adopted), else one made by someone else entirely (an EHR) —
+    never one of our other partitions'."""
+    dicom_cast = foreign = None
     for candidate in candidates:
         source = str((candidate.get("meta") or {}).get("source", ""))
         if source == source_ctx.source_uri:
             return candidate
-        if not source.startswith(our_root) and foreign is None:
+        if dicom_cast is None and legacy.is_dicom_cast_study(candidate, source_ctx):
+            dicom_cast = candidate
+        elif not source.startswith(our_root) and foreign is None:
             foreign = candidate
-    return foreign
+    return dicom_cast or foreign
 
 
 def studies_by_uid(fhir: FhirClient, study_uids: Iterable[str]) -> dict[str, list[Resource]]:
@@ -64,10 +69,27 @@ def patients_by_key(fhir: FhirClient, keys: Iterable[PatientKey]) -> dict[Patien
     return found
 
 
-def observations_of(fhir: FhirClient, study: Resource | None) -> list[Resource]:
+def observations_of(fhir: FhirClient, study: Resource | None, study_uid: str) -> list[Resource]:
+    """The study's dose Observations: dicomcast's (partOf the study) and DICOM Cast's, which carry
+    the study's identifier instead (its irradiation events have no partOf)."""
     if study is None or "id" not in study:
         return []
-    return fhir.search("Observation", {"part-of": f"ImagingStudy/{study['id']}"})
+    found = {o["id"]: o for o in fhir.search("Observation", {"part-of": f"ImagingStudy/{study['id']}"}) if "id" in o}
+    for observation in fhir.search("Observation", {"identifier": study_token(study_uid)}):
+        if "id" in observation and legacy.is_dicom_cast_dose(observation, study_uid):
+            found.setdefault(observation["id"], observation)
+    return list(found.values())
+
+
+def wado_endpoint(fhir: FhirClient, names: Iterable[str]) -> Resource | None:
+    """An Endpoint already in FHIR under one of `names` (in order of preference) with the
+    `dicom-wado-rs` connection type: DICOM Cast's has a server-assigned id."""
+    for name in names:
+        found = fhir.search("Endpoint", {"name": name, "connection-type": f"{ENDPOINT_CONNECTION_TYPE}|dicom-wado-rs"})
+        exact = sorted((e for e in found if legacy.is_wado_endpoint(e, [name]) and "id" in e), key=lambda e: e["id"])
+        if exact:
+            return exact[0]
+    return None
 
 
 def refresh(fhir: FhirClient, study_uid: str, source_ctx: SourceContext, state: StudyState) -> None:

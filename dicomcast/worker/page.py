@@ -16,7 +16,7 @@ from functools import partial
 from typing import TypeVar
 
 from dicomcast.dicom.models import ChangeEntry, Page
-from dicomcast.fhir.mapping import endpoint_resource, patient_key
+from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_key
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
 from dicomcast.worker import lookups
@@ -71,8 +71,12 @@ def ensure_endpoint(ctx: SyncContext, partition: str | None) -> str:
         if partition in ctx.endpoint_ids:
             return ctx.endpoint_ids[partition]
         address = ctx.source.endpoint_address(partition)
-        wanted = endpoint_resource(address, f"DICOM WADO-RS endpoint {address}", ctx.options)
+        wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
         current = _with_retry(ctx, lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
+        if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
+            names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
+            current = _with_retry(ctx, lambda: lookups.wado_endpoint(ctx.fhir, names))
+            wanted["id"] = current["id"] if current is not None else wanted["id"]
         if current is None or _differs(current, wanted):
             _with_retry(ctx, lambda: ctx.fhir.put(wanted))
         ctx.endpoint_ids[partition] = str(wanted["id"])

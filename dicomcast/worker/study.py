@@ -103,7 +103,7 @@ def _write_with_conflict_retry(
 ) -> StudyResult:
     for _ in range(MAX_CONFLICT_RETRIES):
         if _needs_observations(entries, state.study):
-            state.observations = lookups.observations_of(ctx.fhir, state.study)
+            state.observations = lookups.observations_of(ctx.fhir, state.study, study_uid)
         output = map_study(
             StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations),
             source_ctx,

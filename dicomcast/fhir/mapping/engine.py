@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, ChangeState, DicomJson
 from dicomcast.errors import MappingError
-from dicomcast.fhir.mapping import dose
+from dicomcast.fhir.mapping import dose, legacy
 from dicomcast.fhir.mapping import patient as patients
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.instance import InstanceFacts, extract
@@ -20,6 +20,7 @@ from dicomcast.fhir.mapping.study import StudyMerger, without_meta
 from dicomcast.fhir.mapping.types import (
     EntryFailure,
     MappingOptions,
+    MappingWarning,
     PatientKey,
     Resource,
     SourceContext,
@@ -67,7 +68,8 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
     """
     output = StudyOutput()
     new_id = resource_id("ImagingStudy", study.partition or "", study.study_uid)
-    merger = StudyMerger(study.study_uid, new_id, study.existing_study, context, options.fhir_version)
+    existing = legacy.adopted_study(study.existing_study, context, options.fhir_version)  # DICOM Cast's: ours now
+    merger = StudyMerger(study.study_uid, new_id, existing, context, options.fhir_version)
     book = _Patients(dict(study.existing_patients))
     reports: dict[str, _DoseReport | None] = {}
     for entry in study.entries:
@@ -112,7 +114,7 @@ def _finish_study(
     if merger.series_count == 0:
         if existing is None:
             return  # nothing of this study exists nor remains: nothing to write
-        if merger.removed and (existing.get("meta") or {}).get("source") == context.source_uri:
+        if merger.removed and (merger.study.get("meta") or {}).get("source") == context.source_uri:
             output.delete_imaging_study = existing
             return
     rendered = merger.render()
@@ -138,12 +140,40 @@ def _finish_observations(
         output.delete_observations.extend(o for o in owned if o.get("id") not in fresh_ids)
         for observation in fresh:
             produced.setdefault(observation["id"], observation)
+    _replace_dicom_cast_dose(study, merger, reports, output)
     for observation_id, observation in produced.items():
         previous = existing.get(observation_id)
         if previous is not None and previous.get("meta"):
             observation["meta"] = previous["meta"]
         if without_meta(observation) != without_meta(previous):
             output.observations.append(validated(observation, options.fhir_version))
+
+
+def _replace_dicom_cast_dose(
+    study: StudyInput, merger: StudyMerger, reports: dict[str, _DoseReport | None], output: StudyOutput
+) -> None:
+    """DICOM Cast's dose Observations of this study give way to dicomcast's (legacy.py)."""
+    if not reports:
+        return
+    remaining = [
+        {**series, "instance": list(merger.instances[uid].values())}
+        for uid, series in merger.series.items()
+        if uid not in merger.emptied
+    ]
+    srs = legacy.sr_instances(remaining)
+    replaced = legacy.dose_observations_to_replace(study.existing_observations, study.study_uid, srs, reports)
+    output.delete_observations.extend(replaced)
+    kept = sum(1 for o in study.existing_observations if legacy.is_dicom_cast_dose(o, study.study_uid))
+    if kept and not replaced and any(reports.values()):
+        sequence = study.entries[-1].sequence if study.entries else 0
+        output.warnings.append(
+            MappingWarning(
+                sequence,
+                None,
+                f"{kept} DICOM Cast dose Observation(s) of this study kept: it holds several dose-capable SR "
+                "instances and DICOM Cast's Observations do not say which one they came from",
+            )
+        )
 
 
 def _complete(report: _DoseReport, book: _Patients, study_reference: str) -> list[Resource]:
