@@ -15,10 +15,11 @@ from typing import Any
 from dicomcast.dicom import dicomjson as dj
 from dicomcast.dicom import tags
 from dicomcast.dicom.dicomjson import CodeItem, DicomJson, InvalidValueError
+from dicomcast.fhir.mapping.coding_schemes import scheme_system
 from dicomcast.fhir.mapping.datatypes import date_time
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.issues import Issues
-from dicomcast.fhir.mapping.terminology import DCM, DICOM_UID, LOINC, UCUM, codeable_concept, scheme_system
+from dicomcast.fhir.mapping.terminology import DCM, DICOM_UID, LOINC, UCUM, codeable_concept
 from dicomcast.fhir.mapping.types import MappingOptions, Resource
 
 EVENT_CODES = frozenset({"113706", "113819", "113502"})

@@ -185,7 +185,7 @@ def _series(
     started = _started(data, options, issues, offset, (tags.SERIES_DATE, tags.SERIES_TIME))
     if started:
         series["started"] = started
-    body_site = issues.optional(lambda: _body_site(data), None)
+    body_site = issues.optional(lambda: _body_site(data, issues), None)
     if body_site:
         series["bodySite"] = {"concept": {"coding": [body_site]}} if version is FhirVersion.R5 else body_site
     laterality = issues.optional(lambda: _laterality(data, issues), None)
@@ -200,18 +200,17 @@ def _series(
     facts.series = series
 
 
-def _body_site(data: DicomJson) -> dict[str, Any] | None:
-    """Body Part Examined mapped to SNOMED CT; else the Anatomic Region code; else kept as given."""
+def _body_site(data: DicomJson, issues: Issues) -> dict[str, Any] | None:
+    """Body Part Examined mapped to SNOMED CT (Annex L); else the Anatomic Region code; else none."""
     body_part = dj.text(data, tags.BODY_PART_EXAMINED, 64)
     mapped = body_part_coding(body_part) if body_part else None
-    if mapped and "system" in mapped:
+    if mapped:
         return mapped
     regions = dj.code_items(data, tags.ANATOMIC_REGION_SEQUENCE)
-    if regions:
-        region = coding(regions[0])
-        if region.get("code"):
-            return region
-    return mapped
+    region = coding(regions[0]) if regions else None
+    if body_part and region is None:
+        issues.note(tags.BODY_PART_EXAMINED, "Body Part Examined is no PS3.16 Annex L term; bodySite left out")
+    return region
 
 
 def _laterality(data: DicomJson, issues: Issues) -> dict[str, Any] | None:
