@@ -20,6 +20,7 @@ from datetime import date as _date
 from typing import Any
 
 from dicomcast.dicom import tags
+from dicomcast.dicom.timezones import default_offset
 from dicomcast.errors import MappingError
 
 DicomJson = dict[str, Any]
@@ -254,13 +255,14 @@ def parse_offset(tag: str, value: str) -> str:
     return f"{sign}{hours}:{minutes}"
 
 
-def date_time(dataset: DicomJson, tag: str, default_offset: str) -> str | None:
-    """A DT value as a FHIR dateTime; a value with a time but no offset gets `default_offset`."""
+def date_time(dataset: DicomJson, tag: str, default_timezone: str) -> str | None:
+    """A DT value as a FHIR dateTime; a value with a time but no offset is local time in
+    `default_timezone` (a fixed offset or an IANA zone name, see `timezones.default_offset`)."""
     value = text(dataset, tag, max_length=64)
-    return None if value is None else parse_date_time(tag, value, default_offset)
+    return None if value is None else parse_date_time(tag, value, default_timezone)
 
 
-def parse_date_time(tag: str, value: str, default_offset: str) -> str:
+def parse_date_time(tag: str, value: str, default_timezone: str) -> str:
     match = _DT.match(value)
     if not match:
         raise InvalidValueError(tag, "not a DICOM date-time")
@@ -278,7 +280,7 @@ def parse_date_time(tag: str, value: str, default_offset: str) -> str:
         raise InvalidValueError(tag, "date-time with a time but no full date")
     day_part = parse_date(tag, year + month + day)
     time_part = parse_time(tag, hour + (minute or "00") + (second or "00") + (fraction or ""))
-    zone = parse_offset(tag, offset) if offset else default_offset
+    zone = parse_offset(tag, offset) if offset else default_offset(default_timezone, day_part, time_part)
     return f"{day_part}T{time_part}{zone}"
 
 

@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dicomcast.dicom.dicomjson import NameComponents, PersonName
-from dicomcast.errors import MappingError
+from dicomcast.dicom.timezones import default_offset
 from dicomcast.fhir.mapping.terminology import NAME_REPRESENTATION
-
-_FIXED_OFFSET = re.compile(r"^(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
-
-
-@lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError("default time zone is neither an offset like +01:00 nor an IANA zone name") from None
-
-
-def default_offset(default_timezone: str, day: str, time: str) -> str:
-    """The offset to use when the data has none: a fixed `+HH:MM`, or an IANA zone's offset that
-    day (daylight saving included). Raises MappingError for a setting that is neither.
-    """
-    if _FIXED_OFFSET.match(default_timezone):
-        return default_timezone
-    zone = _zone(default_timezone)
-    local = datetime.fromisoformat(f"{day}T{time[:8]}").replace(tzinfo=zone)
-    offset = local.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def date_time(day: str | None, time: str | None, offset: str | None, default_timezone: str) -> str | None:

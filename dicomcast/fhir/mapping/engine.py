@@ -118,6 +118,7 @@ def _finish_study(
             output.delete_imaging_study = existing
             return
     rendered = merger.render()
+    output.warnings.extend(merger.warnings)
     if without_meta(rendered) != without_meta(existing):
         output.imaging_study = validated(rendered, options.fhir_version)
 

@@ -17,6 +17,7 @@ from dicomcast.dicom.dicomjson import DicomJson
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import MappingError
 from dicomcast.fhir.mapping import patient as patients
+from dicomcast.fhir.mapping.coding_schemes import scheme_system
 from dicomcast.fhir.mapping.datatypes import date_time, display_name
 from dicomcast.fhir.mapping.issues import Issues, required
 from dicomcast.fhir.mapping.terminology import (
@@ -33,6 +34,11 @@ from dicomcast.fhir.mapping.terminology import (
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
 
 DOSE_REPORT_CODES = frozenset({"113701", "113500"})  # X-Ray / Radiopharmaceutical Radiation Dose Report
+# Series elements read from image-level attributes: set only where every instance agrees (study.py).
+IMAGE_LEVEL = {
+    "bodySite": ("BodyPartExamined", tags.BODY_PART_EXAMINED),
+    "laterality": ("ImageLaterality", tags.IMAGE_LATERALITY),
+}
 
 
 @dataclass
@@ -46,8 +52,10 @@ class InstanceFacts:
     patient: patients.PatientFacts
     study: dict[str, Any] = field(default_factory=dict)
     accession: dict[str, Any] | None = None  # Identifier of type ACSN
+    requested_procedure: str | None = None  # Requested Procedure Code Sequence meaning, for basedOn
     study_id: str | None = None
     series: dict[str, Any] = field(default_factory=dict)
+    image_level: dict[str, Any] = field(default_factory=dict)  # IMAGE_LEVEL elements, already shaped
     instance: dict[str, Any] = field(default_factory=dict)
     is_dose_report: bool = False
 
@@ -111,11 +119,15 @@ def _study(facts: InstanceFacts, data: DicomJson, options: MappingOptions, issue
     study = facts.study
     study["started"] = _started(data, options, issues, offset, (tags.STUDY_DATE, tags.STUDY_TIME))
     study["description"] = issues.optional(lambda: dj.text(data, tags.STUDY_DESCRIPTION), None)
-    referrer = issues.optional(lambda: dj.person_name(data, tags.REFERRING_PHYSICIAN_NAME), None)
-    if referrer is not None and display_name(referrer):
-        study["referrer"] = {"display": display_name(referrer)}
-    readers = issues.optional_list(lambda: dj.person_names(data, tags.NAME_OF_PHYSICIANS_READING_STUDY))
-    interpreters = [{"display": d} for d in (display_name(p) for p in readers) if d]
+    referrers = issues.optional_list(
+        lambda: _people(data, tags.REFERRING_PHYSICIAN_NAME, tags.REFERRING_PHYSICIAN_IDENTIFICATION_SEQUENCE)
+    )
+    study["referrer"] = referrers[0] if referrers else None
+    interpreters = issues.optional_list(
+        lambda: _people(
+            data, tags.NAME_OF_PHYSICIANS_READING_STUDY, tags.PHYSICIANS_READING_STUDY_IDENTIFICATION_SEQUENCE
+        )
+    )
     study["interpreter"] = interpreters or None
     procedures = issues.optional_list(lambda: dj.code_items(data, tags.PROCEDURE_CODE_SEQUENCE))
     concepts = [c for c in (codeable_concept([item]) for item in procedures) if c]
@@ -130,12 +142,19 @@ def _study(facts: InstanceFacts, data: DicomJson, options: MappingOptions, issue
         if value is None:
             del study[name_]
     facts.accession = issues.optional(lambda: _accession(data, options), None)
+    requested = issues.optional_list(lambda: dj.code_items(data, tags.REQUESTED_PROCEDURE_CODE_SEQUENCE))
+    facts.requested_procedure = next((c.meaning or c.value for c in requested), None)
     facts.study_id = issues.optional(lambda: dj.text(data, tags.STUDY_ID, 64), None)
 
 
 def _reasons(data: DicomJson) -> list[dict[str, Any]]:
-    """Reason for the requested procedure, coded or as text, at top level or per request."""
+    """Reasons for the requested procedure (coded or as text, at top level or per request) and
+    for the performed procedure (coded)."""
     out: list[dict[str, Any]] = []
+    for item in dj.code_items(data, tags.REASON_FOR_PERFORMED_PROCEDURE_CODE_SEQUENCE):
+        concept = codeable_concept([item])
+        if concept and concept not in out:
+            out.append(concept)
     for source in [data, *dj.sequence(data, tags.REQUEST_ATTRIBUTES_SEQUENCE)]:
         for item in dj.code_items(source, tags.REASON_FOR_REQUESTED_PROCEDURE_CODE_SEQUENCE):
             concept = codeable_concept([item])
@@ -187,10 +206,15 @@ def _series(
         series["started"] = started
     body_site = issues.optional(lambda: _body_site(data, issues), None)
     if body_site:
-        series["bodySite"] = {"concept": {"coding": [body_site]}} if version is FhirVersion.R5 else body_site
-    laterality = issues.optional(lambda: _laterality(data, issues), None)
+        body_site = {"concept": {"coding": [body_site]}} if version is FhirVersion.R5 else body_site
+        facts.image_level["bodySite"] = body_site
+    laterality = issues.optional(lambda: _laterality(data, tags.LATERALITY, issues), None)
     if laterality:
         series["laterality"] = _concept(version, laterality)
+    else:
+        image_laterality = issues.optional(lambda: _laterality(data, tags.IMAGE_LATERALITY, issues), None)
+        if image_laterality:
+            facts.image_level["laterality"] = _concept(version, image_laterality)
     specimens = issues.optional_list(lambda: _specimens(data, options))
     if specimens:
         series["specimen"] = specimens
@@ -213,16 +237,14 @@ def _body_site(data: DicomJson, issues: Issues) -> dict[str, Any] | None:
     return region
 
 
-def _laterality(data: DicomJson, issues: Issues) -> dict[str, Any] | None:
-    for tag in (tags.LATERALITY, tags.IMAGE_LATERALITY):
-        value = dj.text(data, tag, 16)
-        if value is None:
-            continue
-        mapped = laterality_coding(value)
-        if mapped is None:
-            issues.invalid(tag, "laterality is not R, L, B or U")
-        return mapped
-    return None
+def _laterality(data: DicomJson, tag: str, issues: Issues) -> dict[str, Any] | None:
+    value = dj.text(data, tag, 16)
+    if value is None:
+        return None
+    mapped = laterality_coding(value)
+    if mapped is None:
+        issues.invalid(tag, "laterality is not R, L, B or U")
+    return mapped
 
 
 def _specimens(data: DicomJson, options: MappingOptions) -> list[dict[str, Any]]:
@@ -247,17 +269,48 @@ def _function(code: str, text: str) -> dict[str, Any]:
 
 
 def _performers(data: DicomJson) -> list[dict[str, Any]]:
-    """Performing physicians (PRF) and operators (SPRF), by display name."""
+    """Performing physicians (PRF) and operators (SPRF): display name and identifier."""
     out: list[dict[str, Any]] = []
-    for tag, code, text in (
-        (tags.PERFORMING_PHYSICIAN_NAME, "PRF", "Performing physician"),
-        (tags.OPERATORS_NAME, "SPRF", "Operator"),
+    for name_tag, id_tag, code, text in (
+        (
+            tags.PERFORMING_PHYSICIAN_NAME,
+            tags.PERFORMING_PHYSICIAN_IDENTIFICATION_SEQUENCE,
+            "PRF",
+            "Performing physician",
+        ),
+        (tags.OPERATORS_NAME, tags.OPERATOR_IDENTIFICATION_SEQUENCE, "SPRF", "Operator"),
     ):
-        for person in dj.person_names(data, tag):
-            name = display_name(person)
-            if name:
-                out.append({"function": _function(code, text), "actor": {"display": name}})
+        for actor in _people(data, name_tag, id_tag):
+            out.append({"function": _function(code, text), "actor": actor})
     return out
+
+
+def _people(data: DicomJson, name_tag: str, id_tag: str) -> list[dict[str, Any]]:
+    """References to the people a PN element names, each with the identifier its identification
+    sequence item holds (PS3.3 10.1: items in the order of the names)."""
+    names = [display_name(p) for p in dj.person_names(data, name_tag)]
+    identifiers = [_person_identifier(item) for item in dj.sequence(data, id_tag)]
+    out: list[dict[str, Any]] = []
+    for index in range(max(len(names), len(identifiers))):
+        reference: dict[str, Any] = {}
+        identifier = identifiers[index] if index < len(identifiers) else None
+        name = names[index] if index < len(names) else None
+        if identifier:
+            reference["identifier"] = identifier
+        if name:
+            reference["display"] = name
+        if reference:
+            out.append(reference)
+    return out
+
+
+def _person_identifier(item: DicomJson) -> dict[str, Any] | None:
+    """Person Identification Code Sequence (0040,1101): the code is the id, its scheme the system."""
+    codes = dj.code_items(item, tags.PERSON_IDENTIFICATION_CODE_SEQUENCE)
+    if not codes:
+        return None
+    system = scheme_system(codes[0].scheme)
+    return {"system": system, "value": codes[0].value} if system else {"value": codes[0].value}
 
 
 def _instance(data: DicomJson, issues: Issues, sop_uid: str, sop_class: str) -> dict[str, Any]:

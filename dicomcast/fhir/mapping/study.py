@@ -6,8 +6,15 @@ Rules (design.md section 2; the same input always gives the same output):
   wins; an instance without the value does not clear it (instances of one study normally agree,
   and a missing value is more often an omission than an erasure).
 - Series attributes likewise, per series; an instance's elements are replaced as a whole.
+  Laterality (0020,0060) is a series attribute. Image-level values (ImageLaterality (0020,0062),
+  Body Part Examined) become series values only when every instance agrees: instances
+  without the value abstain; a disagreement (also with the value FHIR holds) leaves the element
+  out with a warning; a series FHIR holds without it stays without it (its earlier instances may
+  have disagreed).
 - Counts and study modality are recomputed from the series and instances, never copied from
   (0020,1206)/(0020,1208)/(0008,0061), which are query attributes and go stale with deletes.
+  R4 study modality lists the series modalities that are acquisition modalities (DICOM CID 29,
+  as R4 defines the element); R5 lists every distinct series modality.
 - Elements and identifiers dicomcast does not own (another source's series, an EHR's
   identifiers) are kept as they are.
 """
@@ -17,10 +24,22 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from dicomcast.fhir.mapping.instance import InstanceFacts
-from dicomcast.fhir.mapping.terminology import DICOM_UID, V2_0203
-from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext
+from pydicom.sr._cid_dict import cid_concepts
+from pydicom.sr._concepts_dict import concepts
 
+from dicomcast.fhir.mapping.instance import IMAGE_LEVEL, InstanceFacts
+from dicomcast.fhir.mapping.terminology import DICOM_UID, V2_0203
+from dicomcast.fhir.mapping.types import FhirVersion, MappingWarning, Resource, SourceContext
+
+
+def _acquisition_modalities() -> frozenset[str]:
+    """DICOM CID 29 "Acquisition Modality" (pydicom's copy of PS3.16): R4's ImagingStudy.modality."""
+    names: list[str] = cid_concepts[29]["DCM"]
+    dcm: dict[str, Any] = concepts["DCM"]
+    return frozenset(str(code) for name in names for code in dcm[name])
+
+
+ACQUISITION_MODALITIES = _acquisition_modalities()
 _STUDY_ID_TYPE = {"text": "DICOM Study ID"}
 
 
@@ -41,6 +60,13 @@ def _is_accession_request(reference: Any) -> bool:
         and reference.get("type") == "ServiceRequest"
         and _is_accession(reference.get("identifier"))
     )
+
+
+def _is_our_request(reference: Any, ours: dict[str, Any]) -> bool:
+    """An accession request, or one that only names the same requested procedure."""
+    if _is_accession_request(reference):
+        return True
+    return bool(reference == {"type": "ServiceRequest", "display": ours.get("display")})
 
 
 def without_meta(resource: Resource | None) -> Resource | None:
@@ -65,9 +91,15 @@ class StudyMerger:
         self.series: dict[str, dict[str, Any]] = {}
         self.instances: dict[str, dict[str, dict[str, Any]]] = {}  # series uid -> sop uid -> instance
         self.series_of: dict[str, str] = {}  # sop uid -> series uid
+        self.had_instances: set[str] = set()  # series FHIR held with instances before this page
+        self.votes: dict[str, dict[str, dict[str, Any]]] = {}  # series uid -> element -> sop uid -> value
+        self.last_sequence: dict[str, int] = {}  # series uid -> sequence of its latest entry
+        self.series_laterality: set[str] = set()  # series given Laterality (0020,0060) in this page
+        self.warnings: list[MappingWarning] = []
         self.emptied: set[str] = set()
         self.fields: dict[str, Any] = {}
         self.accession: dict[str, Any] | None = None
+        self.requested_procedure: str | None = None
         self.study_id: str | None = None
         self.subject: str | None = None
         self.removed = 0
@@ -79,11 +111,13 @@ class StudyMerger:
                 for instance in series.get("instance") or []:
                     self.instances[uid][instance.get("uid")] = instance
                     self.series_of[instance.get("uid")] = uid
+                    self.had_instances.add(uid)
 
     def add(self, facts: InstanceFacts, subject_reference: str) -> None:
         """Applies a create/update: refreshes study, series and instance elements."""
         self.fields.update(facts.study)
         self.accession = facts.accession or self.accession
+        self.requested_procedure = facts.requested_procedure or self.requested_procedure
         self.study_id = facts.study_id or self.study_id
         self.subject = subject_reference
         uid = facts.series_uid
@@ -98,6 +132,16 @@ class StudyMerger:
         self.instances[uid][facts.sop_instance_uid] = facts.instance
         self.series_of[facts.sop_instance_uid] = uid
         self.emptied.discard(uid)
+        self.last_sequence[uid] = facts.sequence
+        if "laterality" in facts.series:
+            self.series_laterality.add(uid)
+        votes = self.votes.setdefault(uid, {})
+        for element in IMAGE_LEVEL:
+            ballot = votes.setdefault(element, {})
+            if element in facts.image_level:
+                ballot[facts.sop_instance_uid] = facts.image_level[element]
+            else:
+                ballot.pop(facts.sop_instance_uid, None)
 
     def remove(self, series_uid: str, sop_uid: str) -> bool:
         """Applies a delete; False when the instance is not in the study (a no-op)."""
@@ -105,6 +149,8 @@ class StudyMerger:
         if uid is None:
             return False
         del self.instances[uid][sop_uid]
+        for ballot in self.votes.get(uid, {}).values():
+            ballot.pop(sop_uid, None)
         if not self.instances[uid]:
             self.emptied.add(uid)
         self.removed += 1
@@ -123,6 +169,7 @@ class StudyMerger:
                 continue
             instances = list(self.instances[uid].values())
             series["numberOfInstances"] = len(instances)
+            self._image_level(uid, series)
             if instances:
                 series["instance"] = instances
             else:
@@ -136,8 +183,7 @@ class StudyMerger:
         meta.setdefault("source", self.context.source_uri)
         study["identifier"] = self._identifiers(study.get("identifier") or [])
         study["status"] = "available"
-        if self.version is FhirVersion.R5 or self.accession:
-            self._based_on(study)
+        self._based_on(study)
         study.update(self.fields)
         modalities = self._modalities(series_list)
         if modalities:
@@ -169,16 +215,49 @@ class StudyMerger:
         return ours + kept
 
     def _based_on(self, study: Resource) -> None:
-        """The accession as a logical ServiceRequest reference (HL7's guidance, R4 and R5)."""
-        if not self.accession:
+        """The request as a logical ServiceRequest reference (HL7's guidance, R4 and R5): the
+        accession as its identifier, the Requested Procedure Code Sequence's meaning as display."""
+        if not (self.accession or self.requested_procedure):
             return
-        kept = [r for r in study.get("basedOn") or [] if not _is_accession_request(r)]
-        study["basedOn"] = [{"type": "ServiceRequest", "identifier": self.accession}, *kept]
+        ours: dict[str, Any] = {"type": "ServiceRequest"}
+        if self.accession:
+            ours["identifier"] = self.accession
+        if self.requested_procedure:
+            ours["display"] = self.requested_procedure
+        kept = [r for r in study.get("basedOn") or [] if not _is_our_request(r, ours)]
+        study["basedOn"] = [ours, *kept]
+
+    def _image_level(self, uid: str, series: dict[str, Any]) -> None:
+        """Image-level values of this page's instances become the series value when they agree."""
+        for element, ballot in self.votes.get(uid, {}).items():
+            if element == "laterality" and uid in self.series_laterality:
+                continue  # Laterality (0020,0060) was given: it is the series' own value
+            values = list(ballot.values())
+            if not values:
+                continue
+            held = series.get(element)
+            distinct = [v for i, v in enumerate(values) if v not in values[:i]]
+            if len(distinct) == 1 and (held == distinct[0] or (held is None and uid not in self.had_instances)):
+                series[element] = distinct[0]
+            elif held is not None or len(distinct) > 1:
+                series.pop(element, None)
+                what, tag = IMAGE_LEVEL[element]
+                message = f"instances of series {uid} disagree on {what}; series {element} left out"
+                self.warnings.append(MappingWarning(self.last_sequence.get(uid, 0), tag, message))
 
     def _modalities(self, series_list: list[dict[str, Any]]) -> list[Any]:
         seen: list[Any] = []
         for series in series_list:
             modality = series.get("modality")
-            if modality is not None and modality not in seen:
+            if modality is None or modality in seen:
+                continue
+            if self.version is FhirVersion.R5 or _code(modality) in ACQUISITION_MODALITIES:
                 seen.append(modality)
         return seen  # series and study modality have the same shape in each release
+
+
+def _code(concept: dict[str, Any]) -> str | None:
+    """The code of an R4 Coding or of an R5 CodeableConcept's first coding."""
+    coding = (concept.get("coding") or [{}])[0] if "coding" in concept else concept
+    code = coding.get("code")
+    return code if isinstance(code, str) else None

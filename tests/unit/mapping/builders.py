@@ -69,6 +69,9 @@ def common_study_attributes() -> dict[str, Any]:
         "00080050": el("SH", "ACC-42"),
         "00080051": el("SQ", {"00400032": el("UT", "1.2.3.4.5.6"), "00400033": el("CS", "ISO")}),
         "00080090": pn("Welby^Marcus"),
+        "00080096": el("SQ", {"00401101": el("SQ", code("MW-77", "L", "Welby^Marcus"))}),
+        "00321064": el("SQ", code("RPID4", "RADLEX", "CT Chest w/o contrast")),
+        "00401012": el("SQ", code("50417007", "SCT", "Lower respiratory tract infection")),
         "00080201": el("SH", "+0100"),
         "00081030": el("LO", "CT chest and MR knee"),
         "00081032": el("SQ", code("RPID4", "RADLEX", "CT Chest w/o contrast")),
@@ -95,6 +98,7 @@ def multi_series_study() -> list[dict[str, Any]]:
         "00080021": el("DA", "20240315"),
         "00080031": el("TM", "1016"),
         "00081050": pn("Grey^Meredith"),
+        "00081052": el("SQ", {"00401101": el("SQ", code("1234567893", "NPI", "Grey^Meredith"))}),
         "00081070": pn("Tech^Tom"),
     }
     knee = {
