@@ -17,7 +17,7 @@ The feed is cross-partition; each entry names its partition. Metadata and viewer
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,13 +38,7 @@ from dicomcast.dicom.azure_entries import (
     parse_ticks,
     ticks_of,
 )
-from dicomcast.dicom.azure_http import (
-    json_body,
-    parse_service_root,
-    private_root,
-    raise_for_status,
-    raise_transport_error,
-)
+from dicomcast.dicom.azure_http import parse_service_root, private_root
 from dicomcast.dicom.models import (
     ChangeAction,
     ChangeEntry,
@@ -54,7 +48,9 @@ from dicomcast.dicom.models import (
     FeedPosition,
     Page,
 )
-from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError
+from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError, TransientUpstreamError
+from dicomcast.http import GONE_STATUS, Upstream, json_body, send
+from dicomcast.urls import redact_url
 
 V1_MAX_LIMIT = 100
 V2_MAX_LIMIT = 200
@@ -62,6 +58,7 @@ DEFAULT_SAFETY_LAG = timedelta(seconds=5)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _V2_START = "0001-01-01T00:00:00Z"
 _DICOM_JSON = "application/dicom+json"
+SERVICE = "DICOMweb"
 
 log = structlog.get_logger(__name__)
 
@@ -84,12 +81,17 @@ class AzureChangeFeedSource(ChangeSource):
         self.public = parse_service_root(settings.endpoint)
         self.root = private_root(settings.private_endpoint, self.public) if settings.private_endpoint else self.public
         self.version = self.public.version
-        self.name = f"azure:{self.public.url}"
+        # Names and FHIR addresses never hold credentials (urls.redact_url); requests use the URL as given.
+        self.name = f"azure:{redact_url(self.public.url)}"
+        setting = "DicomWeb:PrivateEndpoint" if settings.private_endpoint else "DicomWeb:Endpoint"
+        self._upstream = Upstream(SERVICE, setting, "DicomWeb:Authentication:*")
         max_limit = V1_MAX_LIMIT if self.version == 1 else V2_MAX_LIMIT
         self.limit = min(batch_size or max_limit, max_limit)
         self.partitions = {name.lower() for name in settings.partitions}
         self._owns_client = client is None
-        self._client = client or httpx.Client(auth=auth, transport=transport, timeout=DEFAULT_TIMEOUT)
+        self._client = client or httpx.Client(
+            auth=auth, transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False
+        )
         self._clock = clock
         self._safety_lag = safety_lag
         self._ignore_parsing_errors = ignore_parsing_errors
@@ -107,21 +109,30 @@ class AzureChangeFeedSource(ChangeSource):
             f"{self.root.partition_url(entry.partition)}/studies/{entry.study_uid}"
             f"/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/metadata"
         )
-        response = self._get(url, {}, accept=_DICOM_JSON, allow=(404,))
-        if response.status_code == 404:
-            return None
-        body = json_body(response)
+        response = self._get(url, {}, accept=_DICOM_JSON, allow=GONE_STATUS)
+        if response.status_code in GONE_STATUS:
+            return None  # only an explicit 404/410 means the instance is gone
+        body = json_body(self._upstream, response)
         if isinstance(body, list) and body and isinstance(body[0], dict):
             return body[0]
-        return body if isinstance(body, dict) and body else None
+        if isinstance(body, dict) and body:
+            return body
+        raise TransientUpstreamError(
+            SERVICE, f"{redact_url(url)} did not answer DICOM JSON metadata", status=response.status_code
+        )
 
     def endpoint_address(self, partition: str | None) -> str:
-        return self.public.partition_url(partition)
+        return redact_url(self.public.partition_url(partition))
 
     def latest(self) -> FeedPosition:
-        body = json_body(self._feed_get("/changefeed/latest", {"includeMetadata": "false"}))
+        response = self._feed_get("/changefeed/latest", {"includeMetadata": "false"})
+        if response.status_code == 204:
+            # The service's answer for an empty feed (no latest entry). The one 204 read as "nothing":
+            # `latest` only bounds reads, it never moves the cursor by itself.
+            return FeedPosition(None, None)
+        body = json_body(self._upstream, response)
         if not isinstance(body, dict):
-            return FeedPosition(None, None)  # an empty feed
+            raise TransientUpstreamError(SERVICE, f"{self.root.url}/changefeed/latest did not answer an object")
         stamp = lower_keys(body).get("timestamp")
         try:
             moment = datetime_of(parse_ticks(stamp)) if isinstance(stamp, str) else None
@@ -184,11 +195,9 @@ class AzureChangeFeedSource(ChangeSource):
     # ---- entries ---------------------------------------------------------------------------
 
     def _changefeed(self, params: dict[str, str]) -> list[Any]:
-        body = json_body(self._feed_get("/changefeed", {**params, "includeMetadata": "true"}))
-        if body is None:
-            return []
+        body = json_body(self._upstream, self._feed_get("/changefeed", {**params, "includeMetadata": "true"}))
         if not isinstance(body, list):
-            raise PermanentUpstreamError("DICOMweb", f"{self.root.url}/changefeed did not answer a JSON array")
+            raise TransientUpstreamError(SERVICE, f"{redact_url(self.root.url)}/changefeed did not answer a JSON array")
         return body
 
     def _parse_rows(self, rows: Sequence[Any]) -> list[FeedEntry]:
@@ -260,22 +269,18 @@ class AzureChangeFeedSource(ChangeSource):
         response = self._get(f"{self.root.url}{path}", params, allow=(404,))
         if response.status_code == 404:
             raise ServerNotSupportedError(
-                "DICOMweb",
-                f"{self.root.url}{path} answered 404: DicomWeb:Endpoint (or DicomWeb:PrivateEndpoint) "
+                SERVICE,
+                f"{redact_url(self.root.url)}{path} answered 404: {self._upstream.setting} "
                 "must be the DICOM service URL with its API version, e.g. https://<service>/v2",
                 status=404,
             )
         return response
 
     def _get(
-        self, url: str, params: dict[str, str], *, accept: str = "application/json", allow: tuple[int, ...] = ()
+        self, url: str, params: dict[str, str], *, accept: str = "application/json", allow: Collection[int] = ()
     ) -> httpx.Response:
-        try:
-            response = self._client.get(url, params=params, headers={"Accept": accept})
-        except httpx.TransportError as error:
-            raise_transport_error(error)
-        raise_for_status(response, allow=allow)
-        return response
+        request = self._client.build_request("GET", url, params=params, headers={"Accept": accept})
+        return send(self._upstream, self._client, request, allow=allow)
 
 
 def _replace(entry: ChangeEntry, **changes: Any) -> ChangeEntry:

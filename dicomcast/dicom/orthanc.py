@@ -16,8 +16,9 @@ import httpx
 
 from dicomcast.config.settings import DicomWebSettings
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson, FeedPosition, Page
-from dicomcast.errors import ConfigError, PermanentUpstreamError
-from dicomcast.http import send
+from dicomcast.errors import ConfigError, TransientUpstreamError
+from dicomcast.http import Upstream, get_json
+from dicomcast.urls import redact_url
 
 SERVICE = "Orthanc"
 HINT = "DicomWeb:Authentication:BasicCredential:*"
@@ -37,10 +38,20 @@ def orthanc_root(settings: DicomWebSettings) -> str:
 class OrthancSource:
     """ChangeSource over Orthanc's REST API and DICOMweb plugin."""
 
-    def __init__(self, settings: DicomWebSettings, client: httpx.Client, *, batch_size: int | None = None) -> None:
-        public = (settings.endpoint or "").rstrip("/").removesuffix("/dicom-web")
+    def __init__(
+        self,
+        settings: DicomWebSettings,
+        client: httpx.Client,
+        *,
+        batch_size: int | None = None,
+        setting_prefix: str = "DicomWeb",
+    ) -> None:
+        # Names and FHIR addresses never hold credentials (urls.redact_url); requests use the URL as given.
+        public = redact_url((settings.endpoint or "").rstrip("/").removesuffix("/dicom-web"))
         self.name = f"orthanc:{public}"
         self._public_dicomweb = f"{public}/dicom-web"
+        setting = f"{setting_prefix}:{'PrivateEndpoint' if settings.private_endpoint else 'Endpoint'}"
+        self._upstream = Upstream(SERVICE, setting, f"{setting_prefix}:Authentication:BasicCredential:*")
         self._http = client
         self._limit = min(batch_size or 100, MAX_LIMIT)
         # Orthanc ids are hashes of UIDs, so parents never change: cache their UIDs.
@@ -49,8 +60,8 @@ class OrthancSource:
     # -- ChangeSource ---------------------------------------------------------------------------
     def read_page(self, cursor: str | None) -> Page:
         since = int(cursor or 0)
-        body = self._get_json("/changes", params={"since": str(since), "limit": str(self._limit)})
-        changes = body.get("Changes", [])
+        body = self._changes({"since": str(since), "limit": str(self._limit)})
+        changes = body["Changes"]
         entries, skipped = [], []
         for change in changes:
             if change.get("ChangeType") != "NewInstance":
@@ -69,19 +80,24 @@ class OrthancSource:
     def read_metadata(self, entry: ChangeEntry) -> DicomJson | None:
         url = f"/dicom-web/studies/{entry.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/metadata"
         items = self._get_json(url, missing_ok=True)
-        return dict(items[0]) if isinstance(items, list) and items else None
+        if items is None:
+            return None  # an explicit 404: the instance is gone
+        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+            raise TransientUpstreamError(SERVICE, f"{url} did not answer a DICOM JSON array")
+        return dict(items[0])
 
     def present_instances(self, study_uid: str) -> set[str]:
         """SOP Instance UIDs of the study Orthanc holds now (QIDO-RS); empty when the study is gone."""
-        items = self._get_json(f"/dicom-web/studies/{study_uid}/instances", missing_ok=True) or []
+        url = f"/dicom-web/studies/{study_uid}/instances"
+        items = self._json_array(url, self._get_json(url, missing_ok=True))
         return {_sop_uid(item) for item in items if isinstance(item, dict)} - {""}
 
     def endpoint_address(self, partition: str | None) -> str:
         return self._public_dicomweb
 
     def latest(self) -> FeedPosition:
-        body = self._get_json("/changes", params={"last": ""})
-        changes = body.get("Changes", [])
+        body = self._changes({"last": ""})
+        changes = body["Changes"]
         if not changes:
             return FeedPosition(int(body.get("Last", 0)) or None, None)
         return FeedPosition(int(changes[-1]["Seq"]), _orthanc_date(changes[-1].get("Date")))
@@ -94,13 +110,24 @@ class OrthancSource:
 
     # -- details --------------------------------------------------------------------------------
     def _get_json(self, url: str, *, params: dict[str, str] | None = None, missing_ok: bool = False) -> Any:
-        request = self._http.build_request("GET", url, params=params, headers={"Accept": "application/json"})
-        try:
-            return send(SERVICE, self._http, request, HINT).json()
-        except PermanentUpstreamError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise
+        """The JSON body; None only for an explicit 404/410 when `missing_ok` (the resource is gone)."""
+        return get_json(self._upstream, self._http, url, params=params, gone_ok=missing_ok)
+
+    def _json_array(self, url: str, body: Any) -> list[Any]:
+        """A DICOM JSON array; an explicit 404/410 (None) is an empty one. Never guessed from a
+        body of another shape: an empty answer here would mean "deleted"."""
+        if body is None:
+            return []
+        if not isinstance(body, list):
+            raise TransientUpstreamError(SERVICE, f"{url} did not answer a DICOM JSON array")
+        return body
+
+    def _changes(self, params: dict[str, str]) -> dict[str, Any]:
+        """`/changes` must be an object with a `Changes` array; anything else is a broken answer."""
+        body = self._get_json("/changes", params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("Changes"), list):
+            raise TransientUpstreamError(SERVICE, "/changes did not answer an object with a Changes array")
+        return body
 
     def _entry(self, change: dict[str, Any]) -> ChangeEntry | tuple[ChangeEntry, str]:
         sequence = int(change["Seq"])
@@ -135,7 +162,7 @@ class OrthancSource:
             key = (entry.study_uid, entry.series_uid)
             if key not in by_series:
                 url = f"/dicom-web/studies/{key[0]}/series/{key[1]}/metadata"
-                items = self._get_json(url, missing_ok=True) or []
+                items = self._json_array(url, self._get_json(url, missing_ok=True))
                 by_series[key] = {_sop_uid(item): item for item in items if isinstance(item, dict)}
         return [replace(e, metadata=by_series[(e.study_uid, e.series_uid)].get(e.sop_instance_uid)) for e in entries]
 

@@ -8,13 +8,17 @@ from typing import Any
 
 import httpx
 
-from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError
+from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError, TransientUpstreamError
 from dicomcast.fhir.mapping.types import FhirVersion, Resource
-from dicomcast.http import send
+from dicomcast.http import GONE_STATUS, Upstream, json_body, send, where
+from dicomcast.logs import get_logger
+from dicomcast.urls import origin, rebase
 
 SERVICE = "FHIR server"
 HINT = "Fhir:Authentication:*"
+UPSTREAM = Upstream(SERVICE, "Fhir:Endpoint", HINT)
 JSON = "application/fhir+json"
+log = get_logger("dicomcast.fhir")
 MAX_SEARCH_VALUES = 40  # OR-ed identifier values per search request (keeps URLs short)
 
 
@@ -37,15 +41,27 @@ class WriteResult:
 class FhirClient:
     def __init__(self, client: httpx.Client) -> None:
         self.http = client
+        self._warned_origin = False
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         headers = {"Accept": JSON, **kwargs.pop("headers", {})}
+        allow = kwargs.pop("allow", ())
         request = self.http.build_request(method, url, headers=headers, **kwargs)
-        return send(SERVICE, self.http, request, HINT)
+        return send(UPSTREAM, self.http, request, allow=allow)
+
+    def _resource(self, response: httpx.Response, resource_type: str) -> dict[str, Any]:
+        """The body as a resource of `resource_type`; anything else (an HTML page, a cut-off body,
+        another resource) is transient: something between dicomcast and the server answered."""
+        body = json_body(UPSTREAM, response)
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise TransientUpstreamError(
+                SERVICE, f"{where(response.request)} did not answer a {resource_type}", status=response.status_code
+            )
+        return body
 
     def capabilities(self) -> Capabilities:
         """Read /metadata; refuse servers that are not R4/R5 or have no transactions."""
-        body = self._send("GET", "/metadata").json()
+        body = self._resource(self._send("GET", "/metadata"), "CapabilityStatement")
         fhir_version = str(body.get("fhirVersion", ""))
         if fhir_version.startswith("4.0"):
             version = FhirVersion.R4
@@ -58,8 +74,9 @@ class FhirClient:
             )
         interactions = {
             str(i.get("code"))
-            for rest in body.get("rest", [])
-            for i in rest.get("interaction", [])
+            for rest in _list(body.get("rest"))
+            if isinstance(rest, dict)
+            for i in _list(rest.get("interaction"))
             if isinstance(i, dict)
         }
         if "transaction" not in interactions:
@@ -67,21 +84,40 @@ class FhirClient:
         return Capabilities(version, fhir_version, True)
 
     def search(self, resource_type: str, params: dict[str, str]) -> list[Resource]:
-        """All matches, following `next` links."""
+        """All matches, following `next` links, which are first moved onto Fhir:Endpoint's origin:
+        a server (or a proxy) naming another host or scheme never gets the token."""
         found: list[Resource] = []
         response = self._send("GET", f"/{resource_type}", params={**params, "_count": "200"})
         while True:
-            bundle = response.json()
+            bundle = self._resource(response, "Bundle")
             found.extend(
                 e["resource"]
-                for e in bundle.get("entry", [])
-                if e.get("resource", {}).get("resourceType") == resource_type
-                and e.get("search", {}).get("mode", "match") == "match"
+                for e in _list(bundle.get("entry"))
+                if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)
+                and e["resource"].get("resourceType") == resource_type
+                and (e.get("search") or {}).get("mode", "match") == "match"
             )
-            next_url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
+            next_url = _next_link(bundle)
             if not next_url:
                 return found
-            response = self._send("GET", next_url)
+            response = self._send("GET", self._on_our_origin(next_url))
+
+    def _on_our_origin(self, link: str) -> httpx.URL:
+        try:
+            given = httpx.URL(link)
+        except httpx.InvalidURL:
+            raise TransientUpstreamError(SERVICE, "a search answered a next link that is not a URL") from None
+        if given.is_relative_url and not link.startswith("/"):
+            return self.http.base_url.join(link)  # relative to the service base (FHIR http.html)
+        rebased = rebase(link, self.http.base_url)
+        if not given.is_relative_url and origin(given) != origin(self.http.base_url) and not self._warned_origin:
+            self._warned_origin = True  # once per process: a misconfigured server base URL, not an event
+            log.warning(
+                "FHIR next link names another origin; followed on Fhir:Endpoint's origin instead",
+                named=f"{given.scheme}://{given.host}" + (f":{given.port}" if given.port else ""),
+            )
+        return rebased
 
     def search_by_identifiers(self, resource_type: str, tokens: Iterable[str]) -> list[Resource]:
         """Resources whose identifier matches any of `tokens` (`system|value`), in few requests."""
@@ -93,12 +129,10 @@ class FhirClient:
         return found
 
     def read(self, resource_type: str, resource_id: str) -> Resource | None:
-        try:
-            return dict(self._send("GET", f"/{resource_type}/{resource_id}").json())
-        except PermanentUpstreamError as exc:
-            if exc.status in (404, 410):
-                return None
-            raise
+        response = self._send("GET", f"/{resource_type}/{resource_id}", allow=GONE_STATUS)
+        if response.status_code in GONE_STATUS:
+            return None
+        return self._resource(response, resource_type)
 
     def put(self, resource: Resource, *, if_match: str | None = None) -> WriteResult:
         headers = {"Content-Type": JSON}
@@ -106,6 +140,8 @@ class FhirClient:
             headers["If-Match"] = f'W/"{if_match}"'
         url = f"/{resource['resourceType']}/{resource['id']}"
         response = self._send("PUT", url, json=_for_write(resource), headers=headers)
+        if not response.headers.get("ETag"):  # without a version, only the resource itself proves the write
+            self._resource(response, str(resource["resourceType"]))
         return WriteResult(
             str(response.status_code), response.headers.get("Location"), _etag(response.headers.get("ETag"))
         )
@@ -114,15 +150,29 @@ class FhirClient:
         """POST a transaction bundle; all or nothing on the server's side."""
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
         response = self._send("POST", "", json=bundle, headers={"Content-Type": JSON})
+        answer = self._resource(response, "Bundle")
         results = []
-        for entry in response.json().get("entry", []):
-            outcome = entry.get("response", {})
+        for entry in _list(answer.get("entry")):
+            outcome = entry.get("response") if isinstance(entry, dict) else None
+            if not isinstance(outcome, dict):
+                outcome = {}
             results.append(
                 WriteResult(str(outcome.get("status", "")), outcome.get("location"), _etag(outcome.get("etag")))
             )
         if len(results) != len(entries):
             raise PermanentUpstreamError(SERVICE, f"transaction answered {len(results)} entries for {len(entries)}")
         return results
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _next_link(bundle: dict[str, Any]) -> str | None:
+    for link in _list(bundle.get("link")):
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
 
 
 def _escape(token: str) -> str:

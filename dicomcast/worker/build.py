@@ -61,7 +61,7 @@ def change_source(
     auth = build_auth(web.authentication, "DicomWeb", on_token_renewed=_renewed)
     if web.server_type == ServerType.ORTHANC:
         client = make_client(orthanc_root(web), auth=auth, transport=transport, pool_size=4)
-        return OrthancSource(web, client, batch_size=settings.worker.batch_size)
+        return OrthancSource(web, client, batch_size=settings.worker.batch_size, setting_prefix=prefix)
     client = make_client("", auth=auth, transport=transport, pool_size=4)
     return AzureChangeFeedSource(
         web,

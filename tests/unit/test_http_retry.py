@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from dicomcast.errors import TransientUpstreamError
-from dicomcast.http import RetryingTransport, make_client, send
+from dicomcast.http import RetryingTransport, Upstream, make_client, send
+
+ORTHANC = Upstream("Orthanc", "DicomWeb:Endpoint", "DicomWeb:Authentication:*")
 
 
 def _flaky(answers: list[int | Exception]) -> tuple[httpx.MockTransport, list[str]]:
@@ -33,7 +35,7 @@ def test_out_of_attempts_the_last_answer_reaches_the_caller() -> None:
     mock, seen = _flaky([503] * 10)
     client = httpx.Client(base_url="http://dicom.test", transport=RetryingTransport(mock, attempts=3, max_wait=0.01))
     with pytest.raises(TransientUpstreamError) as caught:
-        send("Orthanc", client, client.build_request("GET", "/changes"), "DicomWeb:Authentication:*")
+        send(ORTHANC, client, client.build_request("GET", "/changes"))
     assert caught.value.status == 503 and len(seen) == 3
 
 

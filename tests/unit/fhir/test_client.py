@@ -7,7 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from dicomcast.errors import AuthError, ConflictError, PermanentUpstreamError, ServerNotSupportedError
+from dicomcast.errors import (
+    AuthError,
+    ConflictError,
+    PermanentUpstreamError,
+    ServerNotSupportedError,
+    TransientUpstreamError,
+)
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import FhirVersion
 
@@ -45,3 +51,77 @@ def test_statuses_become_dicomcast_errors(status: int, error: type[Exception]) -
     }
     with pytest.raises(error):
         _client(status, outcome).transaction([{"request": {"method": "PUT", "url": "ImagingStudy/x"}}])
+
+
+def _paged(links: list[str]) -> tuple[FhirClient, list[httpx.Request]]:
+    """A search answering one page per link in `links` (each page's `next` is the following link)."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        page = len(seen) - 1
+        bundle: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": {"resourceType": "Patient", "id": f"p{page}"}, "search": {"mode": "match"}}],
+        }
+        if page < len(links):
+            bundle["link"] = [{"relation": "next", "url": links[page]}]
+        return httpx.Response(200, json=bundle, headers={"Content-Type": "application/fhir+json"})
+
+    client = httpx.Client(
+        base_url="https://fhir.test:8443/r4",
+        transport=httpx.MockTransport(handle),
+        headers={"Authorization": "Bearer T"},
+    )
+    return FhirClient(client), seen
+
+
+def test_next_links_to_other_origins_are_followed_on_the_configured_one() -> None:
+    fhir, seen = _paged(
+        [
+            "http://127.0.0.2:9999/r4/Patient?_page=2",
+            "https://evil.test/r4/Patient?_page=3",
+            "http://fhir.test:8443/r4/Patient?_page=4",
+            "Patient?_page=5",
+        ]
+    )
+    found = fhir.search("Patient", {"identifier": "x"})
+    assert [r["id"] for r in found] == ["p0", "p1", "p2", "p3", "p4"]
+    assert {(r.url.scheme, r.url.host, r.url.port) for r in seen} == {("https", "fhir.test", 8443)}
+    assert [r.url.params.get("_page") for r in seen[1:]] == ["2", "3", "4", "5"]
+    assert all(r.url.path == "/r4/Patient" for r in seen)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="<html>sign in</html>", headers={"Content-Type": "text/html"}),
+        httpx.Response(204),
+        httpx.Response(
+            200, content=b'{"resourceType": "Bundle", "entry": [', headers={"Content-Type": "application/json"}
+        ),
+        httpx.Response(200, json={"resourceType": "OperationOutcome"}),
+    ],
+)
+def test_a_write_answered_by_something_else_is_not_taken_as_written(answer: httpx.Response) -> None:
+    fhir = FhirClient(httpx.Client(base_url="http://fhir.test", transport=httpx.MockTransport(lambda r: answer)))
+    with pytest.raises(TransientUpstreamError):
+        fhir.transaction([{"request": {"method": "PUT", "url": "ImagingStudy/x"}}])
+    with pytest.raises(TransientUpstreamError):
+        fhir.put({"resourceType": "Endpoint", "id": "e"})
+
+
+def test_a_read_is_gone_only_on_404_or_410() -> None:
+    for status in (404, 410):
+        fhir = FhirClient(
+            httpx.Client(
+                base_url="http://fhir.test", transport=httpx.MockTransport(lambda r, s=status: httpx.Response(s))
+            )
+        )
+        assert fhir.read("Endpoint", "e") is None
+    empty = FhirClient(
+        httpx.Client(base_url="http://fhir.test", transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    )
+    with pytest.raises(TransientUpstreamError):
+        empty.read("Endpoint", "e")
