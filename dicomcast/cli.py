@@ -78,11 +78,13 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 @operator_errors
 def run(ctx: click.Context, once: bool) -> None:
     """Sync continuously (or --once)."""
+    from dicomcast.store.durability import warn_if_ephemeral_store
     from dicomcast.worker.build import build
     from dicomcast.worker.runner import Runner, install_signal_handlers, make_workers, run_once
     from dicomcast.worker.state import WorkerState
 
     settings = settings_of(ctx).settings
+    warn_if_ephemeral_store(settings.store.connection_string)
     stop_event = threading.Event()
     install_signal_handlers(stop_event)
     parts = build(settings, stop_event)
