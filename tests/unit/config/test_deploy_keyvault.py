@@ -1,5 +1,5 @@
-"""deploy/keyvault/: the secret list matches the settings model both ways, the ACI template uses
-known names and the needed grants, and set-secrets.sh writes what a settings file holds."""
+"""deploy/keyvault/: the secret list matches the settings model both ways, and set-secrets.sh writes
+what a settings file holds (the ACI template: test_aci_template.py)."""
 
 from __future__ import annotations
 
@@ -77,32 +77,6 @@ def test_dicom_cast_guide_names_are_listed_or_aliased() -> None:
         "Fhir--Authentication--OAuth2ClientCredential--ClientSecret",
     ):
         assert name.lower() in names
-
-
-def test_aci_template() -> None:
-    template = json.loads((DEPLOY / "aci-template.json").read_text())
-    resources = {r["type"]: r for r in template["resources"] if r["type"] != "Microsoft.Authorization/roleAssignments"}
-    group = resources["Microsoft.ContainerInstance/containerGroups"]
-    assert group["identity"] == {"type": "SystemAssigned"}
-    assert group["properties"]["restartPolicy"] == "[parameters('restartPolicy')]"
-    (container,) = group["properties"]["containers"]
-    env = [e["name"] for e in container["properties"]["environmentVariables"]]
-    assert "KeyVault__Endpoint" in env
-    for name in env:
-        assert keys.match(name.split("__")).path is not None, name
-    assert container["properties"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["properties"]["readinessProbe"]["exec"]["command"] == ["dicomcast", "check"]
-    vault = resources["Microsoft.KeyVault/vaults"]
-    (policy,) = vault["properties"]["accessPolicies"]
-    assert sorted(policy["permissions"]["secrets"]) == ["get", "list"]
-    assert "identity.principalId" in policy["objectId"]
-    roles = {
-        template["variables"][r["properties"]["roleDefinitionId"].split("variables('")[1].split("'")[0]]: r["scope"]
-        for r in template["resources"]
-        if r["type"] == "Microsoft.Authorization/roleAssignments"
-    }
-    assert "dicomservices" in roles["58a3b984-7adf-4c20-983a-32417c86fbc8"]  # DICOM Data Owner
-    assert "fhirservices" in roles["5a1fc7df-4bf1-4951-a576-89034ee01acd"]  # FHIR Data Contributor
 
 
 @pytest.fixture
