@@ -135,3 +135,39 @@ def test_dicomcast_adopts_what_dicom_cast_wrote(
     dose_after = dose_observations(after, dose_study_id)
     assert len(dose_after) == 3, "DICOM Cast's dose Observations were replaced, not added to"
     assert all(o["status"] == "final" for o in dose_after)
+
+    # A restart (a new process: no cached Endpoint id) finds the adopted Endpoint by our name now.
+    azure.store(dict(untouched[0]) | {"00080018": {"vr": "UI", "Value": [f"{uids(untouched[0])[2]}.8"]}})
+    assert sync_once(env).ok
+    again = snapshot(fhir_server)
+    assert list(again["Endpoint"]) == [endpoint_id] and duplicates(again) == {}
+
+
+def test_a_full_replay_over_dicom_cast_data_duplicates_nothing(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+) -> None:
+    """Without an imported checkpoint dicomcast reads the feed from 0: every resource DICOM Cast
+    wrote is touched, and each is adopted (same id), none written a second time."""
+    instances = generate_studies(3, 3, seed=31)
+    dose = dose_sr(series=9, number=1) | {
+        k: v
+        for k, v in instance(9, 1, study=DOSE_STUDY, patient_id="PAT-DOSE").items()
+        if k.startswith("002000") or k in ("00080018", "00100020")
+    }
+    last = azure.store_all([*instances, instance(1, 1, study=DOSE_STUDY, patient_id="PAT-DOSE"), dose])[-1]
+    writer = DicomCastWriter(fhir_server.url, azure.url)
+    try:
+        writer.sync_feed(azure.url, last)
+    finally:
+        writer.close()
+    before = snapshot(fhir_server)
+
+    env = azure_env(f"{azure.url}/v1", fhir_server.url, tmp_path / "s.db", Patient__PatientSystemId="")
+    assert sync_once(env).ok
+    after = snapshot(fhir_server)
+    assert duplicates(after) == {}
+    for kind in ("ImagingStudy", "Patient", "Endpoint"):
+        assert set(after[kind]) == set(before[kind]), kind  # the same resources, adopted in place
+    assert len(after["Observation"]) == len(before["Observation"]) == 3
+    assert not set(after["Observation"]) & set(before["Observation"])  # DICOM Cast's replaced by ours
+    assert all(s["meta"]["source"] == f"{azure.url}/v1" for s in after["ImagingStudy"].values())
