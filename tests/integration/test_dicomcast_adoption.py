@@ -8,7 +8,6 @@ untouched ones with the same versionId.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from dicomcast.store import Store, make_engine, migrate
 from tests import peers
 from tests.integration.azure_worker import azure_env, sync_once
+from tests.integration.fhir_checks import by_uid, duplicates
 from tests.integration.sync_helpers import snapshot
 from tests.servers.azure_dicom import AzureDicomServer
 from tests.servers.azure_dicom_data import generate_studies, uids
@@ -33,30 +33,6 @@ DOSE_STUDY = "1.2.826.0.1.3680043.8.498.77"
 def azure() -> Iterator[AzureDicomServer]:
     with AzureDicomServer() as server:
         yield server
-
-
-def study_uid_of(study: dict[str, Any]) -> str:
-    return str(next(i["value"] for i in study["identifier"] if i.get("system") == "urn:dicom:uid")).removeprefix(
-        "urn:oid:"
-    )
-
-
-def by_uid(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {study_uid_of(s): s for s in snap["ImagingStudy"].values()}
-
-
-def duplicates(snap: dict[str, Any]) -> dict[str, int]:
-    """Resources that say the same thing twice: studies per UID, Patients per identifier,
-    Endpoints per name, dose Observations per (study, SR or event, code)."""
-    keys: Counter[tuple[str, str]] = Counter()
-    for study in snap["ImagingStudy"].values():
-        keys["ImagingStudy", study_uid_of(study)] += 1
-    for patient in snap["Patient"].values():
-        for identifier in patient.get("identifier", []):
-            keys["Patient", str(identifier.get("value"))] += 1
-    for endpoint in snap["Endpoint"].values():
-        keys["Endpoint", str(endpoint["address"]).rstrip("/").removesuffix("/v1")] += 1
-    return {f"{kind} {key}": n for (kind, key), n in keys.items() if n > 1}
 
 
 def dose_observations(snap: dict[str, Any], study_id: str) -> list[dict[str, Any]]:

@@ -74,9 +74,15 @@ class DicomCastWriter:
     """`sync_feed(dicom_url, up_to)` reads the v1 feed and writes each entry as DICOM Cast did."""
 
     def __init__(
-        self, fhir_url: str, dicom_web_endpoint: str, patient_system_id: str = "", generate_observations: bool = True
+        self,
+        fhir_url: str,
+        dicom_web_endpoint: str,
+        patient_system_id: str = "",
+        generate_observations: bool = True,
+        token: str | None = None,
     ) -> None:
-        self.fhir = httpx.Client(base_url=fhir_url, timeout=60, headers={"Accept": "application/fhir+json"})
+        headers = {"Accept": "application/fhir+json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        self.fhir = httpx.Client(base_url=fhir_url, timeout=60, headers=headers)
         self.endpoint = dotnet_uri_string(dicom_web_endpoint)
         self.patient_system = patient_system_id
         self.generate_observations = generate_observations
@@ -85,10 +91,11 @@ class DicomCastWriter:
     def close(self) -> None:
         self.fhir.close()
 
-    def sync_feed(self, dicom_url: str, up_to: int) -> int:
+    def sync_feed(self, dicom_url: str, up_to: int, dicom_token: str | None = None) -> int:
         """Entries 1..up_to of `<dicom_url>/v1/changefeed`; returns DICOM Cast's SyncedSequence."""
         synced = 0
-        with httpx.Client(timeout=60) as dicom:
+        headers = {"Authorization": f"Bearer {dicom_token}"} if dicom_token else {}
+        with httpx.Client(timeout=60, headers=headers) as dicom:
             while synced < up_to:
                 params = {"offset": str(synced), "limit": str(LIMIT), "includeMetadata": "true"}
                 page = dicom.get(f"{dicom_url.rstrip('/')}/v1/changefeed", params=params).json()
