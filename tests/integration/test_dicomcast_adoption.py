@@ -39,7 +39,7 @@ def dose_observations(snap: dict[str, Any], study_id: str) -> list[dict[str, Any
     return [
         o
         for o in snap["Observation"].values()
-        if {"reference": f"ImagingStudy/{study_id}"} in o.get("partOf", [])
+        if f"ImagingStudy/{study_id}" in [p.get("reference") for p in o.get("partOf", [])]
         or any(i.get("value") == f"urn:oid:{DOSE_STUDY}" for i in o.get("identifier", []))
     ]
 

@@ -136,7 +136,7 @@ def _finish_observations(
     produced: dict[str, Resource] = {}
     for sop_uid, report in reports.items():
         owned = [o for o in study.existing_observations if dose.owned_by(o, sop_uid)]
-        fresh = _complete(report, book, study_reference) if report else []
+        fresh = _complete(report, book, study_reference, study.study_uid) if report else []
         fresh_ids = {o["id"] for o in fresh}
         output.delete_observations.extend(o for o in owned if o.get("id") not in fresh_ids)
         for observation in fresh:
@@ -177,10 +177,15 @@ def _replace_dicom_cast_dose(
         )
 
 
-def _complete(report: _DoseReport, book: _Patients, study_reference: str) -> list[Resource]:
+def _complete(report: _DoseReport, book: _Patients, study_reference: str, study_uid: str) -> list[Resource]:
+    """Subject, partOf (reference plus the Study Instance UID, as the dose IG has it) and, for the
+    summary, focus: known only once the Patient and ImagingStudy ids are."""
     patient = book.merged.get(report.patient_key)
+    study_identifier = dose.study_identifier(study_uid)
     for observation in report.observations:
         if patient is not None:
             observation["subject"] = {"reference": f"Patient/{patient['id']}"}
-        observation["partOf"] = [{"reference": study_reference}]
+        observation["partOf"] = [{"reference": study_reference, "identifier": study_identifier}]
+        if observation is report.observations[0]:
+            observation["focus"] = [{"reference": study_reference}]
     return report.observations

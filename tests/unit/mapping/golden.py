@@ -11,6 +11,7 @@ Regenerate after an intended mapping change, then review the diff:
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,22 @@ def dicomjson_sources() -> dict[str, list[dict[str, Any]]]:
     out = {Path(name).stem: [read_part10(_source_path(name))] for name in PYDICOM_FILES + CHARSET_FILES}
     out["generated_multi_series"] = builders.multi_series_study()
     out["generated_xray_dose_sr"] = [*builders.multi_series_study()[:1], builders.dose_sr()]
+    out["generated_biplane_dose_sr"] = [*builders.multi_series_study()[:1], builders.biplane_dose_sr()]
+    out[IANA_ZONE_SOURCE] = builders.ct_dose_sr()
     return out
 
 
-def golden_output(instances: list[dict[str, Any]], version: FhirVersion) -> dict[str, Any]:
-    result = map_instances(instances, OPTIONS[version], "http://dicom.test/dicom-web")
+# Sources mapped with an IANA default time zone (DicomCastWorker:DefaultTimezone=Europe/Berlin).
+IANA_ZONE_SOURCE = "generated_ct_dose_sr_berlin"
+
+
+def options_for(name: str | None, version: FhirVersion) -> MappingOptions:
+    options = OPTIONS[version]
+    return replace(options, default_timezone="Europe/Berlin") if name == IANA_ZONE_SOURCE else options
+
+
+def golden_output(instances: list[dict[str, Any]], version: FhirVersion, name: str | None = None) -> dict[str, Any]:
+    result = map_instances(instances, options_for(name, version), "http://dicom.test/dicom-web")
     return {
         "resources": result.resources,
         "warnings": [[w.sequence, w.tag, w.message] for w in result.warnings],
@@ -79,7 +91,7 @@ def regenerate() -> None:
     for name, instances in dicomjson_sources().items():
         write(DICOMJSON / f"{name}.json", instances)
         for version in FhirVersion:
-            write(GOLDEN / f"{name}.{version.value}.json", golden_output(instances, version))
+            write(GOLDEN / f"{name}.{version.value}.json", golden_output(instances, version, name))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def test_dicomjson_matches_the_pydicom_source(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_mapping_matches_golden(name: str, version: FhirVersion) -> None:
     instances = _load(golden.DICOMJSON / f"{name}.json")
-    produced = json.loads(json.dumps(golden.golden_output(instances, version)))
+    produced = json.loads(json.dumps(golden.golden_output(instances, version, name)))
     assert produced == _load(golden.GOLDEN / f"{name}.{version.value}.json")
 
 

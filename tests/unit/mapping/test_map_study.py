@@ -252,9 +252,13 @@ def test_dose_observations_are_deterministic_and_deleted_with_their_sr() -> None
         resource_id("Observation", sop, "1.2.3.999.1"),
         resource_id("Observation", sop, "1.2.3.999.2"),
     ]
-    study_ref = {"reference": f"ImagingStudy/{resource_id('ImagingStudy', '', STUDY)}"}
-    assert all(o["partOf"] == [study_ref] for o in out.observations)
-    assert {"system": "urn:dicom:uid", "value": f"urn:oid:{sop}"} in out.observations[0]["identifier"]
+    study_ref = f"ImagingStudy/{resource_id('ImagingStudy', '', STUDY)}"
+    assert all([p["reference"] for p in o["partOf"]] == [study_ref] for o in out.observations)
+    assert all(o["partOf"][0]["identifier"]["value"] == f"urn:oid:{STUDY}" for o in out.observations)
+    assert out.observations[0]["focus"] == [{"reference": study_ref}]
+    assert out.observations[0]["hasMember"] == [{"reference": f"Observation/{i}"} for i in ids[1:]]
+    summary_ids = [(i["system"], i["value"]) for i in out.observations[0]["identifier"]]
+    assert summary_ids == [("urn:dicom:uid", f"urn:oid:{sop}")]
     assert run([entry(1, sr)]).observations == out.observations
     existing = tuple(stored(o) for o in out.observations)
     gone = run([delete(2, sr)], stored(out.imaging_study or {}), observations=existing)
