@@ -42,6 +42,7 @@ _SCHEMES: Final[dict[str, tuple[str | None, str | None]]] = {
     "C4": ("http://www.ama-assn.org/go/cpt", "2.16.840.1.113883.6.12"),
     "NDC": ("http://hl7.org/fhir/sid/ndc", "2.16.840.1.113883.6.69"),
     "MDC": ("urn:iso:std:iso:11073:10101", "2.16.840.1.113883.6.24"),
+    "NPI": ("http://hl7.org/fhir/sid/us-npi", "2.16.840.1.113883.4.6"),
     "C5": (None, "2.16.840.1.113883.6.82"),
     "I9": (None, "2.16.840.1.113883.6.42"),
     "FMA": (None, "2.16.840.1.113883.6.119"),

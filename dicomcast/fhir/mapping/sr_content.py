@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,13 +9,11 @@ from dicomcast.dicom import dicomjson as dj
 from dicomcast.dicom import tags
 from dicomcast.dicom.dicomjson import CodeItem, DicomJson, InvalidValueError
 from dicomcast.fhir.mapping.coding_schemes import scheme_system
-from dicomcast.fhir.mapping.datatypes import default_offset
 from dicomcast.fhir.mapping.issues import Issues
 from dicomcast.fhir.mapping.terminology import UCUM, codeable_concept
 
 MAX_DEPTH = 32  # SR trees are shallow; a deeper one is hostile
 INTEGER_CODES = frozenset({"113731", "113812"})  # counts: valueInteger
-_HAS_ZONE = re.compile(r"(Z|[+-]\d\d:\d\d)$")
 
 Node = tuple[DicomJson, CodeItem | None]
 
@@ -54,13 +51,9 @@ def find_all(root: DicomJson, code: str, skip: frozenset[str] = frozenset()) -> 
 
 
 def moment(item: DicomJson, default_timezone: str) -> str | None:
-    """A DATETIME item as a FHIR dateTime; one without an offset gets the default zone's offset
-    on that day (a fixed `+HH:MM` or an IANA zone, daylight saving included)."""
-    value = dj.date_time(item, tags.DATETIME, "")
-    if value is None or "T" not in value or _HAS_ZONE.search(value):
-        return value
-    day, time = value.split("T", 1)
-    return value + default_offset(default_timezone, day, time)
+    """A DATETIME item as a FHIR dateTime; one without an offset is local time in
+    `default_timezone` (a fixed `+HH:MM` or an IANA zone, daylight saving included)."""
+    return dj.date_time(item, tags.DATETIME, default_timezone)
 
 
 def quantity(item: DicomJson) -> dict[str, Any] | None:

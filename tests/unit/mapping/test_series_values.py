@@ -141,7 +141,7 @@ def test_dose_report_with_iana_default_timezone_maps() -> None:
     assert not out.failures
     events = [o for o in out.observations if o["code"]["coding"][0]["code"] == "113852"]
     assert [o["effectiveDateTime"] for o in events] == ["2024-03-15T10:17:00+01:00"] * 2
-    assert out.observations[0]["effectiveDateTime"] == "2024-03-15T10:20:00+01:00"
+    assert out.observations[0]["effectiveDateTime"] == "2024-03-15T10:16:00+01:00"  # Start of X-Ray Irradiation
     assert (out.imaging_study or {})["started"] == "2024-03-15T10:15:30.25+01:00"
 
 
