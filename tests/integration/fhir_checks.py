@@ -34,6 +34,14 @@ def duplicates(snap: dict[str, Any]) -> dict[str, int]:
 SUMMARY = ("http://loinc.org", "73569-6")
 
 
+def _plane(observation: dict[str, Any]) -> str:
+    """A biplane report's per-plane Observation: its Acquisition Plane (113764) value."""
+    for component in observation.get("component", []):
+        if any(c.get("code") == "113764" for c in component.get("code", {}).get("coding", [])):
+            return str(component.get("valueCodeableConcept"))
+    return ""
+
+
 def _dose_duplicates(snap: dict[str, Any]) -> dict[str, int]:
     """Per study: more dose summaries than SR instances, one of dicomcast's written twice, or
     DICOM Cast's Observations (the study's identifier) left beside dicomcast's (partOf the study)."""
@@ -41,7 +49,11 @@ def _dose_duplicates(snap: dict[str, Any]) -> dict[str, int]:
     for study in snap["ImagingStudy"].values():
         uid, reference = study_uid_of(study), f"ImagingStudy/{study['id']}"
         srs = sum(len(s.get("instance", [])) for s in study.get("series", []) if s["modality"].get("code") == "SR")
-        mine = [o for o in snap["Observation"].values() if {"reference": reference} in o.get("partOf", [])]
+        mine = [
+            o
+            for o in snap["Observation"].values()
+            if reference in [p.get("reference") for p in o.get("partOf", []) if isinstance(p, dict)]
+        ]
         legacy = [
             o
             for o in snap["Observation"].values()
@@ -52,8 +64,8 @@ def _dose_duplicates(snap: dict[str, Any]) -> dict[str, int]:
         if len(summaries) > srs:
             found[f"Observation summaries of {uid}"] = len(summaries)
         ours = [o for o in mine if o not in legacy]
-        keys = Counter(str((o["code"], sorted(map(str, o.get("identifier", []))))) for o in ours)
-        if any(n > 1 for n in keys.values()):  # dicomcast's are named by the SR's or the event's UID
+        keys = Counter(str((o["code"], sorted(map(str, o.get("identifier", []))), _plane(o))) for o in ours)
+        if any(n > 1 for n in keys.values()):  # named by the SR's or the event's UID (and the plane)
             found[f"Observation written twice in {uid}"] = max(keys.values())
         if ours and [o for o in legacy if o not in mine]:
             found[f"Observation DICOM Cast's beside dicomcast's in {uid}"] = len(legacy)
