@@ -1,4 +1,4 @@
-"""The `dicomcast` command: run | run --once | migrate | config | check | status | checkpoint | map.
+"""The `dicomcast` command: run | run --once | migrate | config | check | status | checkpoint | map | reconcile.
 
 Errors an operator sees are one line each (what, where it came from, what to do), no traceback,
 with the exit codes of errors.ExitCode.
@@ -198,6 +198,8 @@ from dicomcast.cli_failures import failures  # noqa: E402
 main.add_command(failures)
 
 from dicomcast.cli_ops import check, status  # noqa: E402
+from dicomcast.cli_reconcile import reconcile  # noqa: E402
 
 main.add_command(check)
 main.add_command(status)
+main.add_command(reconcile)

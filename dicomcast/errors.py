@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     OK = 0
     UNEXPECTED = 1
     USAGE = 2
+    DIFFERENCES = 3  # reconcile: FHIR differs from the DICOM server (dry run), or not all was repaired
     UNAVAILABLE = 69  # a dependency (DICOM, FHIR, store) could not be reached
     NO_PERMISSION = 77  # authentication failed
     CONFIG = 78  # configuration invalid

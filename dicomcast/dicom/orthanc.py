@@ -95,6 +95,13 @@ class OrthancSource:
     def endpoint_address(self, partition: str | None) -> str:
         return self._public_dicomweb
 
+    def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
+        """A DICOMweb GET (QIDO-RS, WADO-RS metadata) for reconciliation; None when 404 (Orthanc has no partitions)."""
+        return self._get_json(f"/dicom-web{path}", params=params, missing_ok=True)
+
+    def partitions_in_use(self) -> list[str | None]:
+        return [None]
+
     def latest(self) -> FeedPosition:
         body = self._changes({"last": ""})
         changes = body["Changes"]

@@ -7,7 +7,8 @@
         f"{server.url}/v2"                            # DicomWeb:Endpoint
 
 Routes: `/v{1,2}/changefeed`, `/v{1,2}/changefeed/latest`, `/v{n}/partitions`,
-`/v{n}[/partitions/{p}]/studies/{s}/series/{r}/instances/{i}/metadata`; anything else is 404
+`/v{n}[/partitions/{p}]/studies/{s}/series/{r}/instances/{i}/metadata`, and QIDO-RS with study and
+series metadata (azure_dicom_qido.py); anything else is 404
 (a bare service URL too). Parameters are checked as the service checks them (400 otherwise).
 Keys are camelCase with nulls omitted and enum text PascalCase (`key_case="pascal"`,
 `enum_case="lower"` give the documentation's shapes instead).
@@ -25,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.servers import azure_dicom_qido
 from tests.servers.azure_dicom_data import DicomJson, generate_studies, sample_instances, uids
 from tests.servers.azure_dicom_feed import DEFAULT_PARTITION, ChangeFeedTable, Row, change_dataset
 
@@ -246,7 +248,7 @@ class AzureDicomServer:
             return 200, [{"partitionKey": key, "partitionName": name} for name, key in names.items()]
         if match := _METADATA.match(path):
             return self._metadata(match)
-        return 404, None
+        return azure_dicom_qido.route(self, path, query) or (404, None)
 
     def _read_v1(self, query: dict[str, str]) -> list[Row]:
         offset = _int_param(query, "offset", 0, 0, None)
@@ -299,7 +301,8 @@ def _handler_for(server: AzureDicomServer) -> type[BaseHTTPRequestHandler]:
                 status, body = server.route(parts.path, query)
             except BadRequestError as error:
                 status, body = 400, {"errors": [str(error)]}
-            content = "application/dicom+json" if parts.path.endswith("/metadata") else "application/json"
+            dicom = parts.path.endswith(("/metadata", "/studies", "/series", "/instances"))
+            content = "application/dicom+json" if dicom else "application/json"
             self._send(status, body, {}, content)
 
         def _send(self, status: int, body: Any, headers: dict[str, str], content: str = "application/json") -> None:

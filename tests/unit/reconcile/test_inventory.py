@@ -1,0 +1,66 @@
+"""inventory.py: QIDO-RS paging over untrusted answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dicomcast.errors import TransientUpstreamError
+from dicomcast.reconcile.inventory import QIDO_LIMIT, Inventory, StudyFilter, StudyRef
+
+
+def _study(uid: str) -> dict[str, Any]:
+    return {"0020000D": {"vr": "UI", "Value": [uid]}}
+
+
+class FakeSource:
+    name = "fake"
+
+    def __init__(self, answers: dict[str, Any], ignore_offset: bool = False) -> None:
+        self.answers, self.ignore_offset, self.calls = answers, ignore_offset, []
+
+    def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
+        self.calls.append((path, dict(params or {}), partition))
+        body = self.answers.get(f"{partition}:{path}")
+        if not isinstance(body, list):
+            return body
+        offset = 0 if self.ignore_offset else int((params or {}).get("offset", 0))
+        page = body[offset : offset + int((params or {}).get("limit", QIDO_LIMIT))]
+        return page or None  # 204
+
+    def partitions_in_use(self) -> list[str | None]:
+        return sorted({key.split(":", 1)[0] for key in self.answers}, key=str)  # type: ignore[return-value]
+
+    def endpoint_address(self, partition: str | None) -> str:
+        return "http://dicom.test"
+
+
+def test_studies_are_paged_by_200_across_partitions_and_sorted() -> None:
+    many = [_study(f"1.{n}") for n in range(450)]
+    source = FakeSource({"a:/studies": many, "b:/studies": [_study("9.9"), {"no": "uid"}, "junk"]})
+    refs = Inventory(source).studies(StudyFilter(study_uid="1.5"))
+    assert len(refs) == 451 and refs == sorted(refs) and refs[-1] == StudyRef("b", "9.9")
+    offsets = [c[1]["offset"] for c in source.calls if c[2] == "a"]
+    assert offsets == ["0", "200", "400"]
+    assert all(c[1]["0020000D"] == "1.5" and c[1]["limit"] == "200" for c in source.calls)
+
+
+def test_a_server_that_ignores_offset_ends_the_listing() -> None:
+    source = FakeSource({"None:/studies": [_study(f"1.{n}") for n in range(200)]}, ignore_offset=True)
+    source.partitions_in_use = lambda: [None]  # type: ignore[method-assign]
+    assert len(Inventory(source).studies(StudyFilter())) == 200
+    assert len(source.calls) == 2
+
+
+def test_a_body_that_is_not_an_array_is_never_an_empty_listing() -> None:
+    source = FakeSource({"None:/studies/1.2/instances": {"error": "html?"}})
+    with pytest.raises(TransientUpstreamError):
+        Inventory(source).instances(StudyRef("", "1.2"))
+
+
+def test_date_filters_become_a_study_date_range() -> None:
+    from datetime import date
+
+    assert StudyFilter(date_from=date(2025, 1, 2)).qido_params() == {"00080020": "20250102-"}
+    assert StudyFilter(date_to=date(2025, 3, 4)).qido_params() == {"00080020": "-20250304"}
