@@ -125,17 +125,21 @@ class AzureChangeFeedSource(ChangeSource):
         return redact_url(self.public.partition_url(partition))
 
     def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
-        """A DICOMweb GET (QIDO-RS, WADO-RS metadata) for reconciliation; None when 204 or 404."""
-        response = self._get(
-            f"{self.root.partition_url(partition)}{path}", params or {}, accept=_DICOM_JSON, allow=(404,)
-        )
-        return None if response.status_code == 404 else json_body(response)
+        """A DICOMweb GET for reconciliation: None for an explicit 404/410; a QIDO-RS search's 204
+        (documented: nothing matches) is an empty array; any other empty answer is transient."""
+        url = f"{self.root.partition_url(partition)}{path}"
+        response = self._get(url, params or {}, accept=_DICOM_JSON, allow=GONE_STATUS)
+        if response.status_code in GONE_STATUS:
+            return None
+        if response.status_code == 204 and not path.endswith("/metadata"):
+            return []
+        return json_body(self._upstream, response)
 
     def partitions_in_use(self) -> list[str | None]:
         """The data partitions to reconcile (DicomWeb:Partitions when set), or [None] without partitions."""
         if not self._partitions_on():
             return [None]
-        body = json_body(self._get(f"{self.root.url}/partitions", {}))
+        body = json_body(self._upstream, self._get(f"{self.root.url}/partitions", {}))
         names = [str(lower_keys(p).get("partitionname")) for p in body or [] if isinstance(p, dict)]
         return [n for n in names if n != "None" and (not self.partitions or n.lower() in self.partitions)]
 

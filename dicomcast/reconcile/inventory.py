@@ -30,7 +30,7 @@ class DicomWebSource(Protocol):
     name: str
 
     def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
-        """The JSON answer of a DICOMweb GET; None for 204/404."""
+        """The JSON answer of a DICOMweb GET; None for an explicit 404/410, [] for a search's 204."""
         ...
 
     def partitions_in_use(self) -> list[str | None]: ...
@@ -101,7 +101,7 @@ class Inventory:
         offset, previous = 0, None
         while True:
             body = self._get(path, {**params, "offset": str(offset), "limit": str(QIDO_LIMIT)}, partition)
-            if body is None:
+            if body is None:  # an explicit 404: the study (of a study-level search) is gone
                 return
             if not isinstance(body, list):
                 raise TransientUpstreamError("DICOMweb", f"QIDO-RS {path} did not answer a JSON array")
@@ -127,7 +127,7 @@ class Inventory:
         path = f"/studies/{ref.study_uid}/instances"
         for page in self._pages(path, {"includefield": INSTANCE_FIELDS}, ref.partition):
             for item in page:
-                instance = _instance(item)
+                instance = instance_of(item)
                 if instance is not None and (text_of(item, STUDY_UID) or ref.study_uid) == ref.study_uid:
                     seen[instance.sop_instance_uid] = instance
         return list(seen.values())
@@ -154,7 +154,7 @@ def _uid_of(item: DicomJson) -> str | None:
     return text_of(item, STUDY_UID)
 
 
-def _instance(item: DicomJson) -> DicomInstance | None:
+def instance_of(item: DicomJson) -> DicomInstance | None:
     series_uid, sop_uid = text_of(item, SERIES_UID), text_of(item, SOP_UID)
     if not series_uid or not sop_uid:
         return None

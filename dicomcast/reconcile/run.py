@@ -27,8 +27,8 @@ from dicomcast.errors import ConfigError
 from dicomcast.fhir.mapping import legacy
 from dicomcast.fhir.mapping.types import SourceContext, StudyOutput
 from dicomcast.logs import get_logger
-from dicomcast.reconcile.compare import StudyCheck, compare
-from dicomcast.reconcile.inventory import DicomWebSource, Inventory, StudyFilter, StudyRef
+from dicomcast.reconcile.compare import Difference, StudyCheck, compare
+from dicomcast.reconcile.inventory import DicomWebSource, Inventory, StudyFilter, StudyRef, instance_of
 from dicomcast.reconcile.plan import evaluate, has_writes, study_context
 from dicomcast.reconcile.progress import Progress
 from dicomcast.reconcile.repair import RepairResult, repair
@@ -178,14 +178,15 @@ class _Run:
         return len(differing)
 
     def _plan(self, checks: list[StudyCheck]) -> dict[StudyRef, StudyOutput]:
+        """Read and map the metadata of the studies that differ (all, with --full). A study QIDO-RS
+        listed empty is gone only if WADO-RS says so too (an explicit 404): never guessed."""
         wanted = [c for c in checks if c.needs_rewrite or (self.options.full and not c.gone)]
-        readable = [c for c in wanted if not c.gone]
-        metadata = self._parallel(lambda c: self._retry(lambda: self.inventory.metadata(c.ref)), readable)
-        for check, items in zip(readable, metadata, strict=True):
+        metadata = self._parallel(lambda c: self._retry(lambda: self.inventory.metadata(c.ref)), wanted)
+        for check, items in zip(wanted, metadata, strict=True):
             check.metadata = items
-        for check in wanted:
-            if check.gone:
-                check.metadata = []
+            if check.gone and items:  # listed late (just stored): present after all
+                check.dicom = [i for i in map(instance_of, items) if i is not None]
+                check.differences = [Difference("missing-instances", "QIDO-RS listed none, WADO-RS has some")]
         return evaluate(self.ctx, wanted)
 
     def _note(self, check: StudyCheck, output: StudyOutput | None) -> None:
