@@ -31,11 +31,9 @@ def azure() -> Iterator[AzureDicomServer]:
         yield server
 
 
-def _instances() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _instances(sr_source: str = "generated_xray_dose_sr") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     images = json.loads((DATA / "generated_multi_series.json").read_text())
-    dose_sr = next(
-        i for i in json.loads((DATA / "generated_xray_dose_sr.json").read_text()) if i["00080060"]["Value"] == ["SR"]
-    )
+    dose_sr = next(i for i in json.loads((DATA / f"{sr_source}.json").read_text()) if i["00080060"]["Value"] == ["SR"])
     return images, dose_sr
 
 
@@ -70,15 +68,20 @@ def test_users_searches_find_what_was_written(azure: AzureDicomServer, fhir_serv
     assert {o["subject"]["reference"] for o in doses} == {patient_ref}
 
 
+@pytest.mark.parametrize(("sr_source", "count"), [("generated_xray_dose_sr", 3), ("generated_biplane_dose_sr", 5)])
 def test_dose_observations_are_idempotent_and_leave_with_their_sr(
-    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path, sr_source: str, count: int
 ) -> None:
-    images, dose_sr = _instances()
+    images, dose_sr = _instances(sr_source)
     azure.store_all([*images, dose_sr])
     env = azure_env(f"{azure.url}/v2", fhir_server.url, tmp_path / "s.db")
     assert sync_once(env).ok
     before = snapshot(fhir_server)
-    assert len(before["Observation"]) >= 1
+    assert len(before["Observation"]) == count  # summary (+ one per plane of a biplane system) + events
+    summaries = _search(fhir_server, "Observation", code="http://loinc.org|73569-6")
+    assert len(summaries) == 1
+    members = [m["reference"].removeprefix("Observation/") for m in summaries[0]["hasMember"]]
+    assert sorted(members) == sorted(i for i in before["Observation"] if i != summaries[0]["id"])
 
     store = Store(make_engine(env["Store__ConnectionString"]))
     for row in store.checkpoints():
