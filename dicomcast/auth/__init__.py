@@ -13,6 +13,7 @@ import httpx
 from pydantic import SecretStr
 
 from dicomcast.auth.basic import BasicAuth
+from dicomcast.auth.certificate import CertificateTokenSource
 from dicomcast.auth.managed_identity import ManagedIdentityTokenSource
 from dicomcast.auth.oauth2 import OAuth2Request, OAuth2TokenSource
 from dicomcast.auth.tokens import BearerAuth, RenewalHook, TokenCache, renewal_count
@@ -60,6 +61,17 @@ def build_auth(
         source = ManagedIdentityTokenSource(mi.resource, mi.client_id, server=server, setting=setting)
         cache = TokenCache(source, server, on_renewed=on_token_renewed)
         return BearerAuth(cache, server, f"{setting}:Resource")
+    if kind is AuthenticationType.OAUTH2_CLIENT_CERTIFICATE:
+        cert = settings.oauth2_client_certificate_credential
+        setting = f"{prefix}:OAuth2ClientCertificateCredential"
+        _require(setting, TokenUri=cert.token_uri, ClientId=cert.client_id)
+        if _blank(cert.certificate) and _blank(cert.certificate_path):
+            raise ConfigError([_missing_line(f"{setting}:Certificate") + " (or CertificatePath)"])
+        if _blank(cert.scope) and _blank(cert.resource):
+            raise ConfigError([_missing_line(f"{setting}:Resource") + " (or Scope)"])
+        signer = CertificateTokenSource(cert, server=server, setting=setting)
+        cache = TokenCache(signer, server, on_renewed=on_token_renewed)
+        return BearerAuth(cache, server, f"{setting}:Resource / {setting}:Scope")
     setting, request = _oauth2_request(settings, prefix)
     oauth2 = OAuth2TokenSource(request, server=server, setting=setting, transport=transport)
     cache = TokenCache(oauth2, server, on_renewed=on_token_renewed)

@@ -2,7 +2,7 @@
 
 A key is a colon path of aliases (`DicomWeb:Authentication:Enabled`). Environment variables spell
 it with `__`, Key Vault secrets with `--`. Aliases from DICOM Cast's guide (`DICOM:Endpoint`) and
-keys DICOM Cast had that dicomcast does not use (`TableStore:*`) are known here too.
+keys DICOM Cast had that mean nothing here (.NET's per-category log levels) are known here too.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from dicomcast.config.settings import Settings
 ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("dicom",): ("DicomWeb",),  # the DICOM Cast how-to guide names the secret DICOM--Endpoint
 }
-# DICOM Cast settings that have no meaning here; accepted and reported as ignored.
-IGNORED_PREFIXES: dict[str, str] = {
-    "tablestore": "dicomcast keeps its state in Store:ConnectionString, not Azure Table Storage",
-    "applicationinsights": "metrics are served on DicomCastWorker:HttpPort /metrics",
+# DICOM Cast settings that have no meaning here (lower-cased path prefix -> why); accepted and
+# named in one start-up line.
+IGNORED_PREFIXES: dict[tuple[str, ...], str] = {
+    ("logging", "applicationinsights"): ".NET logging-provider settings; Logging:Level applies to every log",
+    ("logging", "console"): ".NET logging-provider settings; Logging:Format chooses the log form",
+    ("logging", "eventsource"): ".NET logging-provider settings",
+    ("logging", "debug"): ".NET logging-provider settings",
 }
+_DOTNET_LOG_CATEGORY = ".NET per-category log level; only Logging:LogLevel:Default is used (as Logging:Level)"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def match(parts: list[str], model: type[BaseModel] = Settings) -> Match:
     """Match a key given as path segments against the model, case-insensitively."""
     if not parts:
         return Match(None)
-    reason = IGNORED_PREFIXES.get(parts[0].lower())
+    reason = ignored_reason(parts)
     if reason:
         return Match(None, reason)
     for alias, target in ALIASES.items():
@@ -71,6 +75,17 @@ def match(parts: list[str], model: type[BaseModel] = Settings) -> Match:
             parts = [*target, *parts[len(alias) :]]
     path = _walk(model, parts)
     return Match(tuple(path) if path else None)
+
+
+def ignored_reason(parts: list[str]) -> str | None:
+    """Why a DICOM Cast key has no meaning here, or None when it is not one of those."""
+    lowered = tuple(part.lower() for part in parts)
+    for prefix, reason in IGNORED_PREFIXES.items():
+        if lowered[: len(prefix)] == prefix:
+            return reason
+    if lowered[:2] == ("logging", "loglevel") and lowered[2:] != ("default",) and len(lowered) > 2:
+        return _DOTNET_LOG_CATEGORY
+    return None
 
 
 def _walk(model: type[BaseModel], parts: list[str]) -> list[str] | None:
@@ -102,7 +117,7 @@ def _walk(model: type[BaseModel], parts: list[str]) -> list[str] | None:
 def is_section(name: str) -> bool:
     """Whether a first path segment names one of our sections (or an alias / ignored one)."""
     lowered = name.lower()
-    if lowered in IGNORED_PREFIXES or (lowered,) in ALIASES:
+    if any(prefix[0] == lowered for prefix in IGNORED_PREFIXES) or (lowered,) in ALIASES:
         return True
     return _field_by_alias(Settings, name) is not None
 
@@ -133,4 +148,6 @@ def leaf_paths(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()) 
 def is_secret_path(path: tuple[str, ...] | list[str]) -> bool:
     """Keys whose values are never shown (passwords, client secrets, connection strings)."""
     last = path[-1].lower() if path else ""
-    return last in {"password", "clientsecret"} or (last == "connectionstring" and path[0].lower() == "store")
+    return last in {"password", "clientsecret", "connectionstring", "certificate", "certificatepassword"} or (
+        last == "instrumentationkey"
+    )

@@ -59,9 +59,16 @@ def read_file(path: Path) -> list[RawItem]:
     return [(parts, value, f"file {path.name}") for parts, value in _flatten(data, [])]
 
 
+# Azure's standard variable for Application Insights; `ApplicationInsights__ConnectionString` wins.
+AZURE_MONITOR_VARIABLE = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+
+
 def read_environment(environ: Mapping[str, str]) -> list[RawItem]:
     """Environment variables in ASP.NET form (`DicomWeb__Endpoint`); others are left alone."""
     items: list[RawItem] = []
+    if environ.get(AZURE_MONITOR_VARIABLE, "").strip():
+        path = ["ApplicationInsights", "ConnectionString"]
+        items.append((path, environ[AZURE_MONITOR_VARIABLE], f"env {AZURE_MONITOR_VARIABLE}"))
     for name, value in environ.items():
         parts = name.split("__")
         if len(parts) > 1 and keys.is_section(parts[0]):
@@ -110,13 +117,18 @@ class _LayeredSettings(BaseSettings):
         return tuple(_LayerSource(settings_cls, tree) for tree in _LAYERS.get())
 
 
-def _layer(items: list[RawItem], origins: dict[tuple[str, ...], str], warnings: list[str]) -> dict[str, Any]:
+def _layer(
+    items: list[RawItem], origins: dict[tuple[str, ...], str], warnings: list[str], ignored: list[str]
+) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for parts, value, origin in items:
         found = keys.match(parts)
         if found.path is None:
-            why = f"ignored: {found.ignored_reason}" if found.ignored_reason else "unknown setting, ignored"
-            warnings.append(f"{':'.join(parts)} ({origin}): {why}")
+            line = f"{':'.join(parts)} ({origin})"
+            if found.ignored_reason:
+                ignored.append(f"{line}: {found.ignored_reason}")
+            else:
+                warnings.append(f"{line}: unknown setting, ignored")
             continue
         _set(tree, found.path, value)
         origins[found.path] = origin
@@ -139,12 +151,15 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     origins: dict[tuple[str, ...], str] = {}
     warnings: list[str] = []
+    ignored: list[str] = []
     file_items = read_file(config_file) if config_file else []
-    layers = [_layer(file_items, origins, warnings), _layer(read_environment(env), origins, warnings)]
+    layers = [_layer(file_items, origins, warnings, ignored), _layer(read_environment(env), origins, warnings, ignored)]
     vault_url = _vault_url(layers)
     if vault_url:
         reader = secret_reader or _default_secret_reader()
-        layers.append(_layer(read_key_vault(vault_url, reader), origins, warnings))
+        layers.append(_layer(read_key_vault(vault_url, reader), origins, warnings, ignored))
+    if ignored:  # DICOM Cast settings with no meaning here: one start-up line names them all
+        warnings.append("DICOM Cast settings without meaning in dicomcast, ignored: " + "; ".join(ignored))
     token = _LAYERS.set(list(reversed(layers)))  # highest priority first
     try:
         merged = _LayeredSettings().model_dump()

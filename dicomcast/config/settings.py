@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from dicomcast.config.durations import parse_duration
 
@@ -54,6 +54,7 @@ class AuthenticationType(StrEnum):
     MANAGED_IDENTITY = "ManagedIdentity"
     OAUTH2_CLIENT_CREDENTIAL = "OAuth2ClientCredential"
     OAUTH2_USER_PASSWORD = "OAuth2UserPasswordCredential"  # noqa: S105 (a type name)
+    OAUTH2_CLIENT_CERTIFICATE = "OAuth2ClientCertificateCredential"
     BASIC = "Basic"
 
 
@@ -76,6 +77,20 @@ class OAuth2UserPasswordCredentialSettings(OAuth2ClientCredentialSettings):
     password: SecretStr | None = Field(None, alias="Password")
 
 
+class OAuth2ClientCertificateCredentialSettings(_Section):
+    """DICOM Cast's certificate credential: a JWT client assertion signed with the certificate's key
+    (azure-identity's CertificateCredential), sent to an Entra-shaped TokenUri."""
+
+    token_uri: str | None = Field(None, alias="TokenUri")
+    resource: str | None = Field(None, alias="Resource")
+    scope: str | None = Field(None, alias="Scope")
+    client_id: str | None = Field(None, alias="ClientId")
+    # PEM text, or base64 PKCS#12 as Key Vault hands out a certificate through its secret.
+    certificate: SecretStr | None = Field(None, alias="Certificate")
+    certificate_path: str | None = Field(None, alias="CertificatePath")
+    certificate_password: SecretStr | None = Field(None, alias="CertificatePassword")
+
+
 class BasicCredentialSettings(_Section):
     username: str | None = Field(None, alias="Username")
     password: SecretStr | None = Field(None, alias="Password")
@@ -94,6 +109,9 @@ class AuthenticationSettings(_Section):
     )
     oauth2_user_password_credential: OAuth2UserPasswordCredentialSettings = Field(
         default_factory=OAuth2UserPasswordCredentialSettings, alias="OAuth2UserPasswordCredential"
+    )
+    oauth2_client_certificate_credential: OAuth2ClientCertificateCredentialSettings = Field(
+        default_factory=OAuth2ClientCertificateCredentialSettings, alias="OAuth2ClientCertificateCredential"
     )
     basic_credential: BasicCredentialSettings = Field(default_factory=BasicCredentialSettings, alias="BasicCredential")
 
@@ -159,13 +177,74 @@ class RetrySettings(_Section):
     max_attempts: int = Field(8, alias="MaxAttempts", ge=1)
 
 
+class TableStoreSettings(_Section):
+    """DICOM Cast's Azure Table Storage. Read once, never written: its SyncedSequence seeds the
+    checkpoint of a source that has none yet (`dicomcast/dicomcast_table.py`)."""
+
+    connection_string: SecretStr | None = Field(None, alias="ConnectionString")
+    endpoint_uri: str | None = Field(None, alias="EndpointUri")
+    client_id: str | None = Field(None, alias="ClientId")  # user-assigned managed identity
+    table_name_prefix: str | None = Field(None, alias="TableNamePrefix")
+
+    @property
+    def configured(self) -> bool:
+        secret = self.connection_string.get_secret_value().strip() if self.connection_string else ""
+        return bool(secret or (self.endpoint_uri or "").strip())
+
+
+class ApplicationInsightsSettings(_Section):
+    """Azure Monitor. `ConnectionString` (also the APPLICATIONINSIGHTS_CONNECTION_STRING variable)
+    wins over DICOM Cast's `InstrumentationKey`; with neither, no telemetry is sent anywhere."""
+
+    connection_string: SecretStr | None = Field(None, alias="ConnectionString")
+    instrumentation_key: SecretStr | None = Field(None, alias="InstrumentationKey")
+
+
 class KeyVaultSettings(_Section):
     endpoint: str | None = Field(None, alias="Endpoint")
+
+
+# .NET log levels (DICOM Cast's `Logging:LogLevel:Default`) -> Python's.
+DOTNET_LOG_LEVELS = {
+    "trace": "DEBUG",
+    "debug": "DEBUG",
+    "information": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+    "none": "CRITICAL",
+}
+
+
+class LogLevelSettings(_Section):
+    default: str | None = Field(None, alias="Default")
+
+    @field_validator("default")
+    @classmethod
+    def _dotnet_level(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() not in DOTNET_LOG_LEVELS:
+            raise ValueError(
+                f"{value!r} is not a .NET log level (Trace, Debug, Information, Warning, Error, Critical, None)"
+            )
+        return value
 
 
 class LoggingSettings(_Section):
     level: str = Field("INFO", alias="Level")
     format: str = Field("auto", alias="Format")  # auto | json | console
+    # DICOM Cast's .NET levels; `Default` sets Level when Level itself is not given.
+    log_level: LogLevelSettings = Field(default_factory=LogLevelSettings, alias="LogLevel")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotnet_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or any(str(k).lower() == "level" for k in data):
+            return data
+        levels = next((v for k, v in data.items() if str(k).lower() == "loglevel"), None)
+        default = levels.get("Default") if isinstance(levels, dict) else None
+        if isinstance(default, str) and default.strip().lower() in DOTNET_LOG_LEVELS:
+            return {**data, "Level": DOTNET_LOG_LEVELS[default.strip().lower()]}
+        return data
 
 
 class SourceSettings(_Section):
@@ -184,6 +263,10 @@ class Settings(_Section):
     dicom_cast: DicomCastSettings = Field(default_factory=DicomCastSettings, alias="DicomCast")
     retry: RetrySettings = Field(default_factory=RetrySettings, alias="RetryConfiguration")
     key_vault: KeyVaultSettings = Field(default_factory=KeyVaultSettings, alias="KeyVault")
+    table_store: TableStoreSettings = Field(default_factory=TableStoreSettings, alias="TableStore")
+    application_insights: ApplicationInsightsSettings = Field(
+        default_factory=ApplicationInsightsSettings, alias="ApplicationInsights"
+    )
     logging: LoggingSettings = Field(default_factory=LoggingSettings, alias="Logging")
     sources: list[SourceSettings] = Field(default_factory=list, alias="Sources")
 

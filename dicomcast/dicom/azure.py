@@ -85,6 +85,13 @@ class AzureChangeFeedSource(ChangeSource):
         self.name = f"azure:{redact_url(self.public.url)}"
         setting = "DicomWeb:PrivateEndpoint" if settings.private_endpoint else "DicomWeb:Endpoint"
         self._upstream = Upstream(SERVICE, setting, "DicomWeb:Authentication:*")
+        if self.public.versionless:
+            log.warning(
+                "DicomWeb:Endpoint has no API version: reading change feed v1, as DICOM Cast did. "
+                "v2 is recommended (it has update actions): set it to <service URL>/v2; the v1 "
+                "checkpoint is carried over on the first v2 start (README: Moving from DICOM Cast)",
+                endpoint=redact_url(self.public.url),
+            )
         max_limit = V1_MAX_LIMIT if self.version == 1 else V2_MAX_LIMIT
         self.limit = min(batch_size or max_limit, max_limit)
         self.partitions = {name.lower() for name in settings.partitions}
@@ -165,6 +172,18 @@ class AzureChangeFeedSource(ChangeSource):
         if self.version == 1:
             return f"sequence {parse_sequence_cursor(cursor)}"
         return parse_time_cursor(cursor).describe()
+
+    def feed_json(self, version: int, path: str, params: dict[str, str]) -> Any:
+        """A change-feed answer without metadata from `/v{version}{path}` of this service (v1 and v2
+        are served side by side; the carry-over between them reads both). None for `latest` of an
+        empty feed (204); the caller checks the shape."""
+        root = self.root.with_version(version).url
+        response = self._get(f"{root}{path}", {**params, "includeMetadata": "false"}, allow=(204, 404))
+        if response.status_code == 404:
+            raise ServerNotSupportedError(SERVICE, f"{redact_url(root)}{path} answered 404", status=404)
+        if response.status_code == 204 and path.endswith("/latest"):
+            return None
+        return json_body(self._upstream, response)
 
     def close(self) -> None:
         if self._owns_client:

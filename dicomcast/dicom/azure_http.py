@@ -18,13 +18,24 @@ _VERSION_SEGMENT = re.compile(r"^v\d+(?:\.\d+)?(?:-[a-z]+)?$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class ServiceRoot:
-    """A DICOMweb root with its API version: `https://host/v2` -> version 2."""
+    """A DICOMweb root with its API version: `https://host/v2` -> version 2.
+
+    `versionless`: the setting had no version and v1 was assumed, as DICOM Cast did (it appended
+    `/v1` itself). `given` is the setting as written (DICOM Cast named its FHIR Endpoint after it).
+    """
 
     url: str  # no trailing slash
     version: int
+    versionless: bool = False
+    given: str = ""
 
     def partition_url(self, partition: str | None) -> str:
         return f"{self.url}/partitions/{partition}" if partition else self.url
+
+    def with_version(self, version: int) -> ServiceRoot:
+        """The same service under another API version (v1 and v2 are served side by side)."""
+        base = self.url.rsplit("/", 1)[0]
+        return ServiceRoot(url=f"{base}/v{version}", version=version, given=self.given)
 
 
 def _split_version(url: str) -> tuple[str, str | None, str]:
@@ -40,7 +51,8 @@ def _split_version(url: str) -> tuple[str, str | None, str]:
 
 
 def parse_service_root(url: str | None, setting: str = "DicomWeb:Endpoint") -> ServiceRoot:
-    """The service URL with its version (`/v1` or `/v2`), or a ConfigError showing the fix."""
+    """The service URL with its version (`/v1` or `/v2`; none means v1, as in DICOM Cast), or a
+    ConfigError showing the fix."""
     if not url or not url.strip():
         raise ConfigError(
             [
@@ -51,14 +63,14 @@ def parse_service_root(url: str | None, setting: str = "DicomWeb:Endpoint") -> S
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError([f"{setting} {url!r} is not an http(s) URL"])
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            [f"{setting} {url!r} must be the service root without a query; use {_split_version(url)[0]}/v2."]
+        )
     root, version, rest = _split_version(url)
     if version is None:
-        raise ConfigError(
-            [
-                f"{setting} {url!r} has no API version, and a DICOM service URL without one "
-                f"answers 404. Use {root}/v2 (or {root}/v1)."
-            ]
-        )
+        # DICOM Cast pinned API v1 and appended it itself; a DICOM Cast vault holds the bare root.
+        return ServiceRoot(url=f"{root}/v1", version=1, versionless=True, given=url.strip())
     if version.lower() not in SUPPORTED_VERSIONS:
         raise ConfigError(
             [
@@ -66,14 +78,14 @@ def parse_service_root(url: str | None, setting: str = "DicomWeb:Endpoint") -> S
                 f"read; use {root}/v2 (or {root}/v1)."
             ]
         )
-    if rest or parts.query:
+    if rest:
         raise ConfigError(
             [
                 f"{setting} {url!r} must be the service root with its version, without "
-                f"/{rest or '?' + parts.query}; use {root}/{version.lower()}."
+                f"/{rest}; use {root}/{version.lower()}."
             ]
         )
-    return ServiceRoot(url=f"{root}/{version.lower()}", version=int(version[1:]))
+    return ServiceRoot(url=f"{root}/{version.lower()}", version=int(version[1:]), given=url.strip())
 
 
 def private_root(url: str, public: ServiceRoot) -> ServiceRoot:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 
 from dicomcast.auth import build_auth
-from dicomcast.config.settings import ServerType, Settings, SourceSettings
+from dicomcast.config.settings import ServerType, Settings, SourceSettings, TableStoreSettings
 from dicomcast.dicom.azure import AzureChangeFeedSource
 from dicomcast.dicom.models import ChangeSource
 from dicomcast.dicom.orthanc import OrthancSource, orthanc_root
@@ -71,6 +71,11 @@ def change_source(
     )
 
 
+def dicomcast_table(settings: Settings) -> TableStoreSettings | None:
+    """DICOM Cast's Table Storage checkpoint applies to its own single source (`DicomWeb`)."""
+    return settings.table_store if settings.table_store.configured and not settings.sources else None
+
+
 def mapping_options(settings: Settings, version: FhirVersion) -> MappingOptions:
     features = settings.dicom_cast.features
     return MappingOptions(
@@ -126,6 +131,7 @@ def build(settings: Settings, stop_event: threading.Event | None = None, *, veri
             retry_attempts=settings.retry.max_attempts,
             retry_budget=settings.retry.total_retry_duration,
             stop_event=event,
+            dicomcast_table=dicomcast_table(settings),
         )
         for source in settings.effective_sources()
     ]

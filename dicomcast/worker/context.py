@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from dicomcast.config.settings import TableStoreSettings
 from dicomcast.dicom.models import ChangeSource
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import MappingOptions
@@ -25,3 +26,6 @@ class SyncContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     endpoint_ids: dict[str | None, str] = field(default_factory=dict)  # partition -> Endpoint id (process cache)
     endpoint_lock: threading.Lock = field(default_factory=threading.Lock)
+    # DICOM Cast's Table Storage, whose checkpoint seeds this source's first start (carry_over.py)
+    dicomcast_table: TableStoreSettings | None = None
+    carry_over_done: bool = False

@@ -15,6 +15,7 @@ from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure
 from dicomcast.worker import faults, metrics
+from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import PageResult, sync_page
@@ -86,7 +87,7 @@ class SourceWorker:
         return held
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
-        cursor = self.ctx.store.read_checkpoint(self.name)
+        cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
         reader = BatchReader(self._read_page, self.ctx.max_batch_entries)  # next batch read while this one is written
         while not self.ctx.stop_event.is_set():
             page = reader.read(cursor)

@@ -125,6 +125,7 @@ class AzureDicomServer:
         self.token = token
         self.table = ChangeFeedTable(clock or (lambda: datetime.now(UTC)))
         self.requests: list[tuple[str, dict[str, str]]] = []  # (path, query) of every request
+        self.served: list[tuple[str, bool, list[int]]] = []  # (path, includeMetadata, sequences) per feed read
         self.without_metadata: set[str] = set()  # SOP instance UIDs whose entries omit metadata
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -202,6 +203,10 @@ class AzureDicomServer:
     def metadata(self, instance: DicomJson, partition: str | None = None) -> DicomJson | None:
         return self.table.metadata((self._partition(partition), *uids(instance)))
 
+    def sequences_read_with_metadata(self) -> list[int]:
+        """Sequences of every entry a change-feed read returned with metadata (what a sync reads)."""
+        return [sequence for _, include, sequences in self.served if include for sequence in sequences]
+
     def feed_requests(self) -> list[dict[str, str]]:
         """The query of every `/changefeed` read (not `latest`), in order."""
         return [query for path, query in self.requests if path.endswith("/changefeed")]
@@ -240,6 +245,7 @@ class AzureDicomServer:
                 latest = self.table.latest(by_time=version > 1)
                 return (204, None) if latest is None else (200, self.entry_json(latest, include))
             rows = self._read_v1(query) if version == 1 else self._read_v2(query)
+            self.served.append((path, include, [row.sequence for row in rows]))
             return 200, [self.entry_json(row, include) for row in rows]
         if re.match(r"^/v[12]/partitions$", path):
             if not self.partitions_enabled:

@@ -74,11 +74,58 @@ def test_unknown_keys_under_our_sections_are_reported_not_ignored() -> None:
     assert not any("HOME" in w for w in loaded.warnings)
 
 
-def test_dicom_cast_aliases_and_ignored_table_store() -> None:
-    loaded = load_settings(environ={"DICOM__Endpoint": "https://x/v1", "TableStore__ConnectionString": "s3cr3t-conn"})
+def test_dicom_cast_aliases_and_table_store() -> None:
+    environ = {"DICOM__Endpoint": "https://x/v1", "TableStore__ConnectionString": "s3cr3t-conn"}
+    loaded = load_settings(environ={**environ, "TableStore__TableNamePrefix": "cast"})
     assert loaded.settings.dicom_web.endpoint == "https://x/v1"
-    assert any("TableStore:ConnectionString" in w and "ignored" in w for w in loaded.warnings)
-    assert not any("s3cr3t-conn" in w for w in loaded.warnings)
+    table = loaded.settings.table_store
+    assert table.connection_string is not None and table.connection_string.get_secret_value() == "s3cr3t-conn"
+    assert table.table_name_prefix == "cast" and table.configured
+    assert not loaded.warnings
+    assert "s3cr3t-conn" not in repr(loaded.settings)
+
+
+def test_dicom_cast_settings_without_meaning_are_named_in_one_line() -> None:
+    loaded = load_settings(
+        environ={
+            "Logging__LogLevel__Default": "Warning",
+            "Logging__LogLevel__Microsoft": "Error",
+            "Logging__ApplicationInsights__LogLevel__Default": "Information",
+        }
+    )
+    assert loaded.settings.logging.level == "WARNING"  # .NET's Default level, mapped
+    (line,) = loaded.warnings
+    assert line.startswith("DICOM Cast settings without meaning in dicomcast, ignored: ")
+    assert "Logging:LogLevel:Microsoft (env Logging__LogLevel__Microsoft)" in line
+    assert "Logging:ApplicationInsights:LogLevel:Default" in line
+    assert "Error" not in line.split(":", 1)[1].split(";")[0].split("(")[0]  # names, not values
+
+
+@pytest.mark.parametrize(("dotnet", "python"), [("Trace", "DEBUG"), ("information", "INFO"), ("Critical", "CRITICAL")])
+def test_dotnet_default_level_maps_unless_level_is_set(dotnet: str, python: str) -> None:
+    assert load_settings(environ={"Logging__LogLevel__Default": dotnet}).settings.logging.level == python
+    both = {"Logging__LogLevel__Default": dotnet, "Logging__Level": "ERROR"}
+    assert load_settings(environ=both).settings.logging.level == "ERROR"
+
+
+def test_unknown_dotnet_level_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={"Logging__LogLevel__Default": "Verbose"})
+    assert "Logging:LogLevel:Default" in str(raised.value) and "Logging__LogLevel__Default" in str(raised.value)
+
+
+def test_azure_monitor_variable_and_setting() -> None:
+    standard = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:1/"
+    loaded = load_settings(environ={"APPLICATIONINSIGHTS_CONNECTION_STRING": standard})
+    value = loaded.settings.application_insights.connection_string
+    assert value is not None and value.get_secret_value() == standard
+    assert loaded.origin(("ApplicationInsights", "ConnectionString")) == "env APPLICATIONINSIGHTS_CONNECTION_STRING"
+    ours = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": standard,
+        "ApplicationInsights__ConnectionString": "InstrumentationKey=x",
+    }
+    value = load_settings(environ=ours).settings.application_insights.connection_string
+    assert value is not None and value.get_secret_value() == "InstrumentationKey=x"
 
 
 def test_several_sources_in_aspnet_array_form() -> None:

@@ -14,6 +14,7 @@ VAULT = {
     "Fhir--Authentication--AuthenticationType": "OAuth2ClientCredential",
     "Fhir--Authentication--OAuth2ClientCredential--ClientSecret": "the-client-secret",
     "TableStore--ConnectionString": "AccountKey=table-key",
+    "Logging--LogLevel--Microsoft": "Warning",
     "Other--App": "other-value",
 }
 
@@ -65,6 +66,9 @@ def test_secrets_are_masked(tmp_path: Path) -> None:
     out = lines(tmp_path)
     assert out["Fhir:Authentication:OAuth2ClientCredential:ClientSecret"].startswith("***  [Key Vault secret")
     assert out["Store:ConnectionString"] == "***  [env Store__ConnectionString]"
+    assert out["TableStore:ConnectionString"] == "***  [Key Vault secret TableStore--ConnectionString]"
+    assert out["TableStore:TableNamePrefix"] == "(not set)  [default]"
+    assert out["ApplicationInsights:InstrumentationKey"] == "(not set)  [default]"
     assert out["Sources:0:DicomWeb:Authentication:BasicCredential:Password"].startswith("***")
     assert out["Fhir:Endpoint"] == "https://***@fhir.example/fhir  [env Fhir__Endpoint]"
     assert out["Fhir:Authentication:OAuth2ClientCredential:TokenUri"] == "(not set)  [default]"
@@ -74,7 +78,8 @@ def test_warnings_name_ignored_and_unknown_secrets() -> None:
     loaded = load_settings(environ={"KeyVault__Endpoint": "https://v.vault.azure.net/"}, secret_reader=reader)
     rendered = [line for line in render_config(loaded) if line.startswith("warning: ")]
     assert len(rendered) == 2
-    assert rendered[0].startswith(
-        "warning: TableStore:ConnectionString (Key Vault secret TableStore--ConnectionString): ignored"
+    assert rendered[0] == "warning: Other:App (Key Vault secret Other--App): unknown setting, ignored"
+    assert rendered[1].startswith(
+        "warning: DICOM Cast settings without meaning in dicomcast, ignored: Logging:LogLevel:Microsoft "
+        "(Key Vault secret Logging--LogLevel--Microsoft): .NET per-category log level"
     )
-    assert rendered[1] == "warning: Other:App (Key Vault secret Other--App): unknown setting, ignored"

@@ -27,8 +27,6 @@ def test_endpoint_with_version(url: str, root: str, version: int) -> None:
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        (SERVICE, f"has no API version, and a DICOM service URL without one answers 404. Use {SERVICE}/v2"),
-        (f"{SERVICE}/", f"Use {SERVICE}/v2"),
         (f"{SERVICE}/v1.0-prerelease", f"does not read; use {SERVICE}/v2"),
         (f"{SERVICE}/v3", "API version v3"),
         (f"{SERVICE}/v2/changefeed", f"use {SERVICE}/v2."),
@@ -42,6 +40,22 @@ def test_endpoint_errors_say_what_to_use(url: str | None, says: str) -> None:
         parse_service_root(url)
     assert says in str(raised.value)
     assert "DicomWeb:Endpoint" in str(raised.value)
+
+
+@pytest.mark.parametrize("url", [SERVICE, f"{SERVICE}/", f" {SERVICE} "])
+def test_endpoint_without_version_is_v1_as_in_dicom_cast(url: str) -> None:
+    """DICOM Cast appended /v1 itself, so a DICOM Cast vault holds the bare service URL."""
+    parsed = parse_service_root(url)
+    assert (parsed.url, parsed.version, parsed.versionless) == (f"{SERVICE}/v1", 1, True)
+    assert parsed.given == url.strip()
+    assert parse_service_root(f"{SERVICE}/v1").versionless is False
+    # the same service under v2, as the carry-over to v2 reads it
+    assert parsed.with_version(2).url == f"{SERVICE}/v2"
+
+
+def test_endpoint_with_a_query_is_refused() -> None:
+    with pytest.raises(ConfigError, match="without a query"):
+        parse_service_root(f"{SERVICE}/v2?x=1")
 
 
 def test_private_endpoint_takes_the_public_version() -> None:

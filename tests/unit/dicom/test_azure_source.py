@@ -320,6 +320,9 @@ def test_network_errors_are_transient() -> None:
         feed.latest()
 
 
-def test_bare_service_url_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=f"Use {ROOT}/v2"):
-        AzureChangeFeedSource(DicomWebSettings(endpoint=ROOT))
+def test_bare_service_url_reads_v1_as_dicom_cast_did(capsys: pytest.CaptureFixture[str]) -> None:
+    feed = AzureChangeFeedSource(DicomWebSettings(endpoint=ROOT))
+    assert (feed.version, feed.name) == (1, f"azure:{ROOT}/v1")  # the same name as an explicit /v1
+    assert feed.name == AzureChangeFeedSource(DicomWebSettings(endpoint=f"{ROOT}/v1")).name
+    said = capsys.readouterr().out
+    assert said.count("has no API version") == 1 and "v2 is recommended" in said
