@@ -78,12 +78,15 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 @operator_errors
 def run(ctx: click.Context, once: bool) -> None:
     """Sync continuously (or --once)."""
+    from dicomcast import telemetry
     from dicomcast.store.durability import warn_if_ephemeral_store
     from dicomcast.worker.build import build
     from dicomcast.worker.runner import Runner, install_signal_handlers, make_workers, run_once
     from dicomcast.worker.state import WorkerState
 
     settings = settings_of(ctx).settings
+    if telemetry.configure(settings.application_insights):
+        log.info("telemetry to Azure Monitor (Application Insights)")
     warn_if_ephemeral_store(settings.store.connection_string)
     stop_event = threading.Event()
     install_signal_handlers(stop_event)
@@ -105,6 +108,7 @@ def run(ctx: click.Context, once: bool) -> None:
         Runner(workers, settings.worker, stop_event).run()
     finally:
         parts.close()
+        telemetry.flush()  # spans of a short `run --once` are exported before it exits
 
 
 @main.command()

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from dicomcast import telemetry
 from dicomcast.dicom.models import Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.logs import get_logger
@@ -94,7 +95,9 @@ class SourceWorker:
             self._hold_lease()  # renewed every batch; raises if another worker took it
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
-            result = sync_page(self.ctx, page)
+            with telemetry.span("dicomcast.page", source=self.name, entries=len(page.entries)) as note:
+                result = sync_page(self.ctx, page)
+                note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
             faults.before_checkpoint()  # off unless a crash-safety test sets DICOMCAST_FAULT_*
             self._hold_lease()  # a worker that lost its lease during the page does not checkpoint it

@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry, Page
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_key
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
@@ -55,7 +57,10 @@ def sync_page(ctx: SyncContext, page: Page) -> PageResult:
     lanes = _lanes(groups, keys)
     workers = max(1, min(ctx.max_concurrent_studies, len(lanes)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="study") as pool:
-        futures = [pool.submit(_sync_lane, ctx, lane, groups, contexts, existing, patients) for lane in lanes]
+        futures = [  # each lane in a copy of this context: its study spans are children of the page's
+            pool.submit(copy_context().run, _sync_lane, ctx, lane, groups, contexts, existing, patients)
+            for lane in lanes
+        ]
         results = [r for f in futures for r in f.result()]
     return PageResult(results)
 
@@ -136,7 +141,11 @@ def _sync_lane(
         state = StudyState(lookups.pick_study(existing.get(study_uid, []), source_ctx, root), shared_patients)
         started = time.perf_counter()
         entries = groups[(partition, study_uid)]
-        result = _with_retry(ctx, partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
+        with telemetry.span(
+            "dicomcast.study", source=ctx.source.name, study_uid=study_uid, entries=len(entries)
+        ) as note:
+            result = _with_retry(ctx, partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
+            note(written=result.written, failures=len(result.failures), warnings=len(result.warnings))
         _log_study(ctx, result, entries, time.perf_counter() - started)
         results.append(result)
     return results
