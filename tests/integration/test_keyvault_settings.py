@@ -34,6 +34,8 @@ DICOM_CAST_VAULT = {
     "Fhir--Authentication--AuthenticationType": "ManagedIdentity",
     "Fhir--Authentication--ManagedIdentityCredential--Resource": "https://fhir.example.azurehealthcareapis.com",
     "TableStore--ConnectionString": TABLE_CONNECTION,
+    "ApplicationInsights--InstrumentationKey": "00000000-0000-4000-8000-0000000000aa",
+    "Logging--LogLevel--Microsoft": "Warning",
     "Some--Other--App-Secret": "other-app-secret-value",
 }
 
@@ -53,14 +55,19 @@ def test_dicom_cast_vault_configures_dicomcast(key_vault: FakeKeyVault, managed_
     assert s.fhir.endpoint == "https://fhir.example.azurehealthcareapis.com"  # the vault wins over env
     assert loaded.origin(("DicomWeb", "Endpoint")) == "Key Vault secret DICOM--Endpoint"
     assert loaded.origin(("Fhir", "Endpoint")) == "Key Vault secret Fhir--Endpoint"
+    table = s.table_store.connection_string
+    assert table is not None and table.get_secret_value() == TABLE_CONNECTION  # DICOM Cast's checkpoint, read later
+    key = s.application_insights.instrumentation_key
+    assert key is not None and key.get_secret_value().endswith("aa")
     warnings = "\n".join(loaded.warnings)
-    assert "TableStore--ConnectionString" in warnings and "ignored" in warnings
-    assert "Some--Other--App-Secret" in warnings
+    assert "Some--Other--App-Secret" in warnings and "unknown setting" in warnings
+    (ignored,) = [w for w in loaded.warnings if w.startswith("DICOM Cast settings without meaning")]
+    assert "Logging--LogLevel--Microsoft" in ignored
     assert TABLE_CONNECTION not in warnings and "other-app-secret-value" not in warnings
     # the vault was reached with a managed-identity token for Key Vault, and unknown values were not fetched
     assert [r.resource for r in managed_identity.requests] == ["https://vault.azure.net"]
     assert "Some--Other--App-Secret" not in key_vault.reads
-    assert "TableStore--ConnectionString" not in key_vault.reads
+    assert "Logging--LogLevel--Microsoft" not in key_vault.reads
 
 
 def test_many_secrets_are_read_across_pages(key_vault: FakeKeyVault) -> None:

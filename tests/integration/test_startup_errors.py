@@ -41,18 +41,19 @@ def test_fhir_server_not_there(orthanc: peers.Peer, fhir_server: peers.Peer, tmp
     assert len(lines) == 1 and "FHIR server" in lines[0] and "/metadata" in lines[0]
 
 
-def test_azure_endpoint_without_version(fhir_server: peers.Peer, tmp_path: Path) -> None:
+def test_azure_endpoint_with_an_unknown_version(fhir_server: peers.Peer, tmp_path: Path) -> None:
+    """(A version-less endpoint is v1, as in DICOM Cast: tests/integration/test_switchover_checkpoint.py.)"""
     env = {
-        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com",
+        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com/v3",
         "Fhir__Endpoint": fhir_server.url,
         "Store__ConnectionString": f"sqlite:///{tmp_path / 's.db'}",
         "PATH": "/usr/bin:/bin",
     }
 
-    result = dicomcast(["run"], env, timeout=60)
+    result = dicomcast(["run"], env, timeout=60)  # refused before any request to that host
 
     assert result.returncode == 78
-    assert "https://example-dicom.dicom.azurehealthcareapis.com/v2" in result.stderr  # shows the corrected URL
+    assert "https://example-dicom.dicom.azurehealthcareapis.com/v2" in result.stderr  # shows the fix
     assert "Traceback" not in result.stderr
 
 
