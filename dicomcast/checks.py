@@ -28,6 +28,7 @@ from dicomcast.config import LoadedSettings, load_settings
 from dicomcast.config.settings import AuthenticationSettings, AuthenticationType, Settings, SourceSettings
 from dicomcast.errors import ConfigError, DicomcastError, ExitCode, StoreError
 from dicomcast.store import is_migrated, make_engine
+from dicomcast.urls import redact_text
 
 
 class Status(StrEnum):
@@ -57,9 +58,9 @@ def skip(name: str, detail: str) -> CheckLine:
 
 def failed(name: str, exc: BaseException) -> CheckLine:
     if isinstance(exc, ConfigError):
-        return CheckLine(name, Status.FAIL, "; ".join(exc.problems), exc.exit_code)
+        return CheckLine(name, Status.FAIL, redact_text("; ".join(exc.problems)), exc.exit_code)
     if isinstance(exc, DicomcastError):
-        return CheckLine(name, Status.FAIL, str(exc), exc.exit_code)
+        return CheckLine(name, Status.FAIL, redact_text(str(exc)), exc.exit_code)
     return CheckLine(name, Status.FAIL, f"unexpected {type(exc).__name__}", ExitCode.UNEXPECTED)
 
 

@@ -19,13 +19,14 @@ import click
 from dicomcast.config import LoadedSettings, Settings, load_settings
 from dicomcast.errors import ConfigError, DicomcastError, ExitCode
 from dicomcast.logs import configure_logging, get_logger
+from dicomcast.urls import redact_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = get_logger("dicomcast.cli")
 
 
 def fail(message: str, code: ExitCode) -> None:
-    for line in message.splitlines() or [message]:
+    for line in redact_text(message).splitlines() or [message]:
         click.echo(f"dicomcast: {line}", err=True)
     sys.exit(int(code))
 
@@ -147,7 +148,7 @@ def checkpoint_show(ctx: click.Context) -> None:
     from dicomcast.worker.build import open_store
 
     for row in open_store(settings_of(ctx).settings).checkpoints():
-        click.echo(f"{row.source}\t{row.cursor}\t{row.updated_at.isoformat()}")
+        click.echo(f"{redact_text(row.source)}\t{row.cursor}\t{row.updated_at.isoformat()}")  # old rows too
 
 
 @checkpoint.command("set")

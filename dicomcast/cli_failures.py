@@ -21,6 +21,7 @@ from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure, Store
 from dicomcast.store.models import Failure
+from dicomcast.urls import redact_text
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
 
@@ -50,8 +51,8 @@ def list_failures(
     )
     for row in rows:
         state = "resolved" if row.resolved_at else "open"
-        click.echo(
-            f"{row.id}\t{row.source}\t{row.failure_class}\t{row.sequence}\t{row.action}\t"
+        click.echo(  # redact_text: rows written before URLs were redacted at their origin
+            f"{row.id}\t{redact_text(row.source)}\t{row.failure_class}\t{row.sequence}\t{row.action}\t"
             f"{row.study_uid}\t{row.sop_instance_uid}\t{row.attempts}\t{state}\t{row.message[:120]}"
         )
     click.echo(f"{len(rows)} failure(s)", err=True)
@@ -80,7 +81,7 @@ def show_failure(ctx: click.Context, failure_id: int) -> None:
         "resolved_at",
         "message",
     ):
-        click.echo(f"{name}: {getattr(row, name)}")
+        click.echo(f"{name}: {redact_text(str(getattr(row, name)))}")
 
 
 @failures.command("resolve")

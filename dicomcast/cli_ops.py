@@ -14,6 +14,7 @@ import click
 
 from dicomcast.config import load_settings
 from dicomcast.errors import ConfigError, DicomcastError
+from dicomcast.urls import redact_text
 
 
 @click.command()
@@ -59,7 +60,7 @@ def status(ctx: click.Context, compact: bool) -> None:
     except DicomcastError as exc:
         fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
         return
-    click.echo(json.dumps(report, indent=None if compact else 2, sort_keys=False))
+    click.echo(redact_text(json.dumps(report, indent=None if compact else 2, sort_keys=False)))
 
 
 def _config_file(ctx: click.Context) -> Any:

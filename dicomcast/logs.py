@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from dicomcast.urls import redact_text
 
 QUIET_LOGGERS = ("httpx", "httpcore", "azure", "urllib3", "msal", "apscheduler", "alembic")
 
@@ -26,6 +29,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_urls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -35,6 +39,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact_urls(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """Every URL in a log line loses its user info and secret query values (urls.redact_url),
+    whatever put it there: a setting, an error message, a library."""
+    return {key: redact_text(value) if isinstance(value, str) else value for key, value in event.items()}
 
 
 def get_logger(name: str) -> Any:

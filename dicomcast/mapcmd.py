@@ -29,6 +29,7 @@ from dicomcast.fhir.mapping import (
     map_study,
     patient_key,
 )
+from dicomcast.urls import redact_url
 
 DEFAULT_DICOMWEB_ENDPOINT = "http://127.0.0.1:8042/dicom-web"
 
@@ -77,6 +78,7 @@ def map_instances(
     instances: list[DicomJson], options: MappingOptions, dicomweb_endpoint: str = DEFAULT_DICOMWEB_ENDPOINT
 ) -> MapResult:
     """Endpoint, then per study its Patients, ImagingStudy and Observations."""
+    dicomweb_endpoint = redact_url(dicomweb_endpoint)  # FHIR never holds credentials
     endpoint = endpoint_resource(dicomweb_endpoint, f"DICOM WADO-RS endpoint {dicomweb_endpoint}", options)
     context = SourceContext(source_uri=dicomweb_endpoint, endpoint_reference=f"Endpoint/{endpoint['id']}")
     result = MapResult(resources=[endpoint])
