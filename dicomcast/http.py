@@ -61,7 +61,7 @@ from dicomcast.errors import (
     UpstreamRedirectError,
 )
 from dicomcast.fhir.outcome import outcome_summary
-from dicomcast.urls import redact_url
+from dicomcast.urls import redact_url, split_query
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 GONE_STATUS = frozenset({404, 410})
@@ -176,14 +176,17 @@ def make_client(
     on_request: RequestHook | None = None,
 ) -> httpx.Client:
     """A keep-alive client whose pool matches the worker's concurrency. Redirects are never
-    followed: the credentials would go wherever a proxy or gateway points."""
+    followed: the credentials would go wherever a proxy or gateway points. A query in `base_url`
+    (a gateway's key) is sent with every request; user info is sent as Basic credentials."""
     limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
     hooks: dict[str, list[Callable[..., None]]] = {}
     if on_request is not None:
         hooks = _timing_hooks(on_request)
     inner = transport or httpx.HTTPTransport(limits=limits)
+    base, query = split_query(base_url)  # httpx would glue paths onto a base URL's query
     return httpx.Client(
-        base_url=base_url.rstrip("/"),
+        base_url=base.rstrip("/"),
+        params=httpx.QueryParams(query),
         auth=auth,
         transport=RetryingTransport(inner),
         timeout=httpx.Timeout(timeout, connect=10.0),

@@ -13,6 +13,7 @@ SECRET_NAME_PARTS (`access_token`, `client_secret`, `x-api-key`, ...).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -65,3 +66,15 @@ def rebase(link: str, base: httpx.URL) -> httpx.URL:
     named, the request (and its credentials) goes only to the configured server."""
     given = httpx.URL(link)
     return base.copy_with(raw_path=given.raw_path, fragment=None)
+
+
+def split_query(url: str) -> tuple[str, str]:
+    """(`url` without its query, the query): a base URL's query (a gateway's key) goes on every request."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", parts.fragment)), parts.query
+
+
+def with_path(url: str, transform: Callable[[str], str]) -> str:
+    """`url` with `transform` applied to its path only (query and user info kept)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, transform(parts.path), parts.query, parts.fragment))

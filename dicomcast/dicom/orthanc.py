@@ -18,7 +18,7 @@ from dicomcast.config.settings import DicomWebSettings
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson, FeedPosition, Page
 from dicomcast.errors import ConfigError, TransientUpstreamError
 from dicomcast.http import Upstream, get_json
-from dicomcast.urls import redact_url
+from dicomcast.urls import redact_url, with_path
 
 SERVICE = "Orthanc"
 HINT = "DicomWeb:Authentication:BasicCredential:*"
@@ -32,7 +32,12 @@ def orthanc_root(settings: DicomWebSettings) -> str:
         raise ConfigError(
             ["DicomWeb:Endpoint: required (set env DicomWeb__Endpoint or Key Vault secret DicomWeb--Endpoint)"]
         )
-    return endpoint.removesuffix("/dicom-web")
+    return _root_of(endpoint)
+
+
+def _root_of(url: str) -> str:
+    """Orthanc's root from its URL or its DICOMweb root; a query (a gateway's key) is kept."""
+    return with_path(url.rstrip("/"), lambda path: path.rstrip("/").removesuffix("/dicom-web"))
 
 
 class OrthancSource:
@@ -47,9 +52,9 @@ class OrthancSource:
         setting_prefix: str = "DicomWeb",
     ) -> None:
         # Names and FHIR addresses never hold credentials (urls.redact_url); requests use the URL as given.
-        public = redact_url((settings.endpoint or "").rstrip("/").removesuffix("/dicom-web"))
+        public = redact_url(_root_of(settings.endpoint or ""))
         self.name = f"orthanc:{public}"
-        self._public_dicomweb = f"{public}/dicom-web"
+        self._public_dicomweb = with_path(public, lambda path: f"{path.rstrip('/')}/dicom-web")
         setting = f"{setting_prefix}:{'PrivateEndpoint' if settings.private_endpoint else 'Endpoint'}"
         self._upstream = Upstream(SERVICE, setting, f"{setting_prefix}:Authentication:BasicCredential:*")
         self._http = client

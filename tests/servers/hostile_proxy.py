@@ -10,8 +10,8 @@ the queue is empty (the proxy has healed). Kinds:
 - `truncated`: forwarded, then the first half of the upstream body as a complete 200;
 - `stall`: forwarded, headers and half the body sent, then nothing, then the connection closes
   (the client sees a body cut short; the pause only keeps the socket open a moment).
-`rewrite` may change any forwarded body (links pointing elsewhere), `answer` may answer a request
-itself (a FHIR server rejecting a write with an OperationOutcome).
+`rewrite` may change any forwarded body (links pointing elsewhere), `rewrite_path` the request sent
+upstream (a smaller `_count`, so searches page), `answer` may answer a request itself (a FHIR server rejecting a write with an OperationOutcome).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class HostileProxy:
     schedule: dict[str, list[str]] = field(default_factory=dict)  # class -> faults, in order
     every: int = 2  # every n-th request of a class takes its next fault
     rewrite: Rewrite | None = None
+    rewrite_path: Callable[[str], str] | None = None  # the path (and query) forwarded upstream
     answer: Answer | None = None
     stall_seconds: float = 0.5
     counts: Counter[str] = field(default_factory=Counter)
@@ -94,6 +95,8 @@ class HostileProxy:
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
         kept = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+        if self.rewrite_path is not None:
+            path = self.rewrite_path(path)
         return self._client.request(method, self.upstream.rstrip("/") + path, headers=kept, content=body)
 
 
