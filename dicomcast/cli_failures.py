@@ -16,7 +16,7 @@ from typing import TypeVar
 import click
 
 from dicomcast.cli import operator_errors, settings_of
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page, is_uid
 from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure, Store
@@ -126,10 +126,18 @@ def _retry_one(contexts: dict[str, SyncContext], row: Failure) -> bool:
     if ctx is None:
         click.echo(f"{row.id}: source {row.source} is not configured; skipped", err=True)
         return False
-    entry = _entry_of(row)
+    found = _entry_of(row)
+    if found is None:
+        click.echo(
+            f"{row.id}: the change-feed entry could not be read, so it cannot be replayed from here; "
+            "check the instance in the DICOM server, then `dicomcast failures resolve`",
+            err=True,
+        )
+        return False
+    entry = found
     try:
         if entry.action is not ChangeAction.DELETE:
-            metadata = _with_retry(ctx, lambda: ctx.source.read_metadata(entry))
+            metadata = _with_retry(ctx, lambda: ctx.source.read_metadata(found))
             if metadata is None:
                 click.echo(f"{row.id}: instance no longer in the DICOM server; resolve it if that is expected")
                 return False
@@ -163,7 +171,12 @@ def _record_again(ctx: SyncContext, problems: Sequence[NewFailure]) -> None:
     record_failures(ctx, problems)
 
 
-def _entry_of(row: Failure) -> ChangeEntry:
+def _entry_of(row: Failure) -> ChangeEntry | None:
+    """The failed entry again, or None when too little of it was readable (unknown action or UIDs)."""
+    if row.action not in {a.value for a in ChangeAction} or not all(
+        is_uid(uid) for uid in (row.study_uid, row.series_uid, row.sop_instance_uid)
+    ):
+        return None
     return ChangeEntry(
         sequence=row.sequence,
         action=ChangeAction(row.action),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,9 +38,11 @@ from dicomcast.dicom.azure_entries import (
     parse_sequence,
     parse_ticks,
     ticks_of,
+    unreadable_entry,
 )
 from dicomcast.dicom.azure_http import parse_service_root, private_root
 from dicomcast.dicom.models import (
+    UNKNOWN_SEQUENCE,
     ChangeAction,
     ChangeEntry,
     ChangeSource,
@@ -47,8 +50,15 @@ from dicomcast.dicom.models import (
     DicomJson,
     FeedPosition,
     Page,
+    UnreadableEntry,
+    metadata_problem,
 )
-from dicomcast.errors import PermanentUpstreamError, ServerNotSupportedError, TransientUpstreamError
+from dicomcast.errors import (
+    PermanentUpstreamError,
+    ServerNotSupportedError,
+    TransientUpstreamError,
+    UnparseableBodyError,
+)
 from dicomcast.http import GONE_STATUS, Upstream, json_body, send
 from dicomcast.urls import redact_url
 
@@ -57,6 +67,7 @@ V2_MAX_LIMIT = 200
 DEFAULT_SAFETY_LAG = timedelta(seconds=5)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _V2_START = "0001-01-01T00:00:00Z"
+_V2_START_KEY = FeedKey(parse_ticks(_V2_START), 0)
 _DICOM_JSON = "application/dicom+json"
 SERVICE = "DICOMweb"
 
@@ -112,6 +123,7 @@ class AzureChangeFeedSource(ChangeSource):
         return self._read_page_v2(cursor)
 
     def read_metadata(self, entry: ChangeEntry) -> DicomJson | None:
+        """Raises `_MetadataUnreadableError` (permanent, for this entry) when the answer is no metadata."""
         url = (
             f"{self.root.partition_url(entry.partition)}/studies/{entry.study_uid}"
             f"/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/metadata"
@@ -119,14 +131,18 @@ class AzureChangeFeedSource(ChangeSource):
         response = self._get(url, {}, accept=_DICOM_JSON, allow=GONE_STATUS)
         if response.status_code in GONE_STATUS:
             return None  # only an explicit 404/410 means the instance is gone
-        body = json_body(self._upstream, response)
-        if isinstance(body, list) and body and isinstance(body[0], dict):
-            return body[0]
-        if isinstance(body, dict) and body:
-            return body
-        raise TransientUpstreamError(
-            SERVICE, f"{redact_url(url)} did not answer DICOM JSON metadata", status=response.status_code
-        )
+        try:
+            body = json_body(self._upstream, response)
+        except UnparseableBodyError:
+            raise _MetadataUnreadableError("the instance's metadata cannot be decoded (nested too deeply)") from None
+        # Valid JSON of the wrong shape is this instance's problem: its entry fails, not the source.
+        metadata = body[0] if isinstance(body, list) and len(body) == 1 else body
+        if not isinstance(metadata, dict) or not metadata:
+            raise _MetadataUnreadableError("the instance's metadata is not one DICOM JSON object")
+        problem = metadata_problem(metadata)
+        if problem:
+            raise _MetadataUnreadableError(problem)
+        return metadata
 
     def endpoint_address(self, partition: str | None) -> str:
         return redact_url(self.public.partition_url(partition))
@@ -151,12 +167,18 @@ class AzureChangeFeedSource(ChangeSource):
         return [n for n in names if n != "None" and (not self.partitions or n.lower() in self.partitions)]
 
     def latest(self) -> FeedPosition:
+        """The newest entry's position; what cannot be read of it is None (the feed is then read
+        until an empty page, never skipped)."""
         response = self._feed_get("/changefeed/latest", {"includeMetadata": "false"})
         if response.status_code == 204:
             # The service's answer for an empty feed (no latest entry). The one 204 read as "nothing":
             # `latest` only bounds reads, it never moves the cursor by itself.
             return FeedPosition(None, None)
-        body = json_body(self._upstream, response)
+        try:
+            body = json_body(self._upstream, response)
+        except UnparseableBodyError:
+            log.warning("change_feed_latest_undecodable", source=self.name)
+            return FeedPosition(None, None)
         if not isinstance(body, dict):
             raise TransientUpstreamError(SERVICE, f"{self.root.url}/changefeed/latest did not answer an object")
         stamp = lower_keys(body).get("timestamp")
@@ -195,13 +217,13 @@ class AzureChangeFeedSource(ChangeSource):
         offset = parse_sequence_cursor(cursor)
         # Read `latest` first: a range found empty *after* it was known is a real gap, not a race.
         latest = self.latest().sequence or 0
-        rows = self._changefeed({"offset": str(offset), "limit": str(self.limit)})
-        parsed = self._parse_rows(rows)
+        rows, limit = self._rows({"offset": str(offset)}, self.limit, single_sequence=offset + 1)
+        parsed, unreadable = self._parse_rows(rows)
         if rows:
             last = max(offset + 1, *(_raw_sequence(row) for row in rows))
-            return self._page(parsed, str(last), caught_up=last >= latest)
+            return self._page(parsed, unreadable, str(last), caught_up=last >= latest)
         if offset < latest:  # a gap in the sequence: nothing in (offset, offset + limit]
-            return Page(entries=(), next_cursor=str(offset + self.limit), caught_up=False)
+            return Page(entries=(), next_cursor=str(offset + limit), caught_up=False)
         return Page(entries=(), next_cursor=str(offset), caught_up=True)
 
     # ---- v2: time windows ------------------------------------------------------------------
@@ -214,66 +236,101 @@ class AzureChangeFeedSource(ChangeSource):
         window = {
             "startTime": after.key.timestamp if after else _V2_START,
             "endTime": FeedKey(end_ticks, 0).timestamp,
-            "limit": str(self.limit),
         }
         offset = after.rows_at_timestamp if after else 0
         while True:  # skip rows at the cursor's own timestamp that were read already
-            rows = self._changefeed({**window, "offset": str(offset)})
+            rows, limit = self._rows({**window, "offset": str(offset)}, self.limit)
             keys = [_raw_key(row) for row in rows]
-            if len(rows) < self.limit or after is None or max(keys) > after.key:
+            readable = [key for key in keys if key is not None]
+            if len(rows) < limit or after is None or len(readable) < len(keys) or max(readable) > after.key:
                 break
             offset += len(rows)
-        caught_up = len(rows) < self.limit
-        moved = advance(after, offset, keys)
+        caught_up = len(rows) < limit
+        moved = advance(after, offset, keys, start=_V2_START_KEY)
         if moved is None:
             return Page(entries=(), next_cursor=cursor or "", caught_up=caught_up)
-        fresh = [row for row in self._parse_rows(rows) if after is None or row.key > after.key]
-        return self._page(fresh, str(moved), caught_up=caught_up)
+        parsed, unreadable = self._parse_rows(rows)
+        fresh = [row for row in parsed if after is None or row.key > after.key]
+        return self._page(fresh, unreadable, str(moved), caught_up=caught_up)
 
     # ---- entries ---------------------------------------------------------------------------
 
-    def _changefeed(self, params: dict[str, str]) -> list[Any]:
-        body = json_body(self._upstream, self._feed_get("/changefeed", {**params, "includeMetadata": "true"}))
+    def _changefeed(self, params: dict[str, str], include_metadata: bool = True) -> list[Any]:
+        include = "true" if include_metadata else "false"
+        body = json_body(self._upstream, self._feed_get("/changefeed", {**params, "includeMetadata": include}))
         if not isinstance(body, list):
             raise TransientUpstreamError(SERVICE, f"{redact_url(self.root.url)}/changefeed did not answer a JSON array")
         return body
 
-    def _parse_rows(self, rows: Sequence[Any]) -> list[FeedEntry]:
-        parsed = (self._parse_one(row) for row in rows)
-        return [entry for entry in parsed if entry is not None]
-
-    def _parse_one(self, row: Any) -> FeedEntry | None:
-        try:
-            return parse_entry(row)
-        except EntryFormatError as error:
+    def _rows(self, params: dict[str, str], limit: int, single_sequence: int | None = None) -> tuple[list[Any], int]:
+        """(rows, the limit they were read with). A body that can never be decoded (an entry nested
+        too deeply) is read again with half the limit, down to the one entry it belongs to, which
+        becomes an `_Undecodable` row: the source moves past it instead of failing every cycle."""
+        while True:
             try:
-                where = f"sequence {parse_sequence(row)}"
-            except EntryFormatError:
-                where = "an entry without a sequence"
-            if not self._ignore_parsing_errors:
-                raise PermanentUpstreamError(
-                    "DICOMweb",
-                    f"change-feed {where} cannot be read ({error}); set "
-                    "DicomCast:Features:IgnoreJsonParsingErrors=true to skip such entries",
-                ) from error
-            log.warning("change_feed_entry_unreadable", where=where, reason=str(error))
-            return None
+                return self._changefeed({**params, "limit": str(limit)}), limit
+            except UnparseableBodyError:
+                if limit > 1:
+                    limit = max(1, limit // 2)
+                    continue
+            log.warning("change_feed_entry_undecodable", source=self.name, params=_safe_params(params))
+            return [self._undecodable(params, single_sequence)], 1
 
-    def _page(self, parsed: Sequence[FeedEntry], next_cursor: str, *, caught_up: bool) -> Page:
+    def _undecodable(self, params: dict[str, str], sequence: int | None) -> _Undecodable:
+        """The entry without its metadata, where that alone decodes: its sequence and UIDs are then known."""
+        try:
+            rows = self._changefeed({**params, "limit": "1"}, include_metadata=False)
+        except UnparseableBodyError:
+            rows = []
+        return _Undecodable(rows[0] if len(rows) == 1 else None, sequence)
+
+    def _parse_rows(self, rows: Sequence[Any]) -> tuple[list[FeedEntry], list[UnreadableEntry]]:
+        parsed: list[FeedEntry] = []
+        unreadable: list[UnreadableEntry] = []
+        for row in rows:
+            one = self._parse_one(row)
+            if isinstance(one, FeedEntry):
+                parsed.append(one)
+            elif one is not None:
+                unreadable.append(one)
+        return parsed, unreadable
+
+    def _parse_one(self, row: Any) -> FeedEntry | UnreadableEntry | None:
+        """A parsed row, or what is known of an unreadable one (None when told to ignore those)."""
+        if isinstance(row, _Undecodable):
+            failed = row.unreadable()
+        else:
+            try:
+                return parse_entry(row)
+            except EntryFormatError as error:
+                failed = unreadable_entry(row, str(error))
+        if self._ignore_parsing_errors:  # DICOM Cast's switch: logged only, no failure row
+            log.warning("change_feed_entry_unreadable", where=failed.describe(), reason=failed.reason)
+            return None
+        return failed
+
+    def _page(
+        self, parsed: Sequence[FeedEntry], unreadable: Sequence[UnreadableEntry], next_cursor: str, *, caught_up: bool
+    ) -> Page:
         entries: list[ChangeEntry] = []
         skipped: list[tuple[ChangeEntry, str]] = []
+        failed = list(unreadable)
         partitioned = self._partitions_on() if parsed else False
         for row in parsed:
             entry = self._addressed(row, partitioned)
             reason = self._skip_reason(row, entry)
             if reason is None and entry.metadata is None and entry.action is not ChangeAction.DELETE:
-                entry = self._with_metadata(entry)
+                try:
+                    entry = self._with_metadata(entry)
+                except _MetadataUnreadableError as error:
+                    failed.append(_unreadable_of(entry, error.reason))
+                    continue
                 reason = None if entry.metadata is not None else "instance no longer exists"
             if reason is None:
                 entries.append(entry)
             else:
                 skipped.append((entry, reason))
-        return Page(entries=entries, next_cursor=next_cursor, caught_up=caught_up, skipped=skipped)
+        return Page(entries=entries, next_cursor=next_cursor, caught_up=caught_up, skipped=skipped, unreadable=failed)
 
     def _addressed(self, row: FeedEntry, partitioned: bool) -> ChangeEntry:
         """Without data partitions, `Microsoft.Default` is no URL segment: the entry has no partition."""
@@ -325,16 +382,61 @@ def _replace(entry: ChangeEntry, **changes: Any) -> ChangeEntry:
     return dataclasses.replace(entry, **changes)
 
 
-def _raw_key(row: Any) -> FeedKey:
-    """A row's feed position without parsing the rest of it; FeedKey(0, 0) when unreadable."""
+class _MetadataUnreadableError(PermanentUpstreamError):
+    """One instance's metadata answer that can never be read: a failure of that entry alone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("DICOMweb", message)
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """The one entry of a feed body that cannot be decoded; `row` is it read without metadata, if
+    that decodes; `sequence` is its sequence where the request alone tells it (v1, limit 1)."""
+
+    row: Any
+    sequence: int | None
+
+    def unreadable(self) -> UnreadableEntry:
+        reason = "the change-feed entry cannot be decoded (JSON nested too deeply or numbers too long)"
+        if self.row is not None:
+            return unreadable_entry(self.row, reason)
+        return UnreadableEntry(self.sequence or UNKNOWN_SEQUENCE, reason)
+
+
+def _unreadable_of(entry: ChangeEntry, reason: str) -> UnreadableEntry:
+    return UnreadableEntry(
+        entry.sequence,
+        reason,
+        entry.study_uid,
+        entry.series_uid,
+        entry.sop_instance_uid,
+        entry.partition,
+        entry.action.value,
+    )
+
+
+def _safe_params(params: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in params.items() if key in ("offset", "startTime", "endTime")}
+
+
+def _raw_key(row: Any) -> FeedKey | None:
+    """A row's feed position without parsing the rest of it; None when unreadable."""
+    if isinstance(row, _Undecodable):
+        row = row.row
     try:
         stamp = lower_keys(row).get("timestamp") if isinstance(row, dict) else None
         return FeedKey(parse_ticks(str(stamp)), parse_sequence(row))
     except EntryFormatError:
-        return FeedKey(0, 0)
+        return None
 
 
 def _raw_sequence(row: Any) -> int:
+    if isinstance(row, _Undecodable):
+        if row.sequence is not None:
+            return row.sequence
+        row = row.row
     try:
         return parse_sequence(row)
     except EntryFormatError:

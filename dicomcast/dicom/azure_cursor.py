@@ -61,17 +61,27 @@ def parse_sequence_cursor(text: str | None) -> int:
     return sequence
 
 
-def advance(after: TimeCursor | None, offset: int, keys: Sequence[FeedKey]) -> TimeCursor | None:
-    """The cursor after rows `keys` were read at `offset` of a window starting at `after`'s timestamp.
+def advance(
+    after: TimeCursor | None, offset: int, keys: Sequence[FeedKey | None], *, start: FeedKey
+) -> TimeCursor | None:
+    """The cursor after rows `keys` were read at `offset` of a window starting at `after`'s timestamp
+    (`start` when there is no cursor yet). None when nothing lies beyond `after`.
 
-    None when no row lies beyond `after`. Keys of unreadable rows are FeedKey(0, 0): they never
-    move the cursor and only make the count smaller, which is safe.
+    A None key is an unreadable row (its failure is recorded): it never becomes the cursor's key,
+    but rows that follow the last readable one are stepped over by position (the count), so the
+    next read does not meet them again. Positions only shift later (rows are never removed from
+    the feed; a late commit inserts), so a count can at worst re-read a row, never skip one.
     """
-    last = max(keys, default=None)
+    readable = [(key, index) for index, key in enumerate(keys) if key is not None]
+    last, index = max(readable, default=(None, -1))
     if last is None or (after is not None and last <= after.key):
-        return None
-    index = max(i for i, key in enumerate(keys) if key == last)
+        if not keys or len(readable) == len(keys):
+            return None
+        # only unreadable rows (and rows read before) in the page: step over them by position
+        base = after or TimeCursor(start)
+        return TimeCursor(base.key, offset + len(keys))
+    trailing = len(keys) - index - 1  # unreadable rows after the last readable one
     if after is not None and last.ticks == after.key.ticks:
         # the window starts at this timestamp: every row before position offset + index is at it
-        return TimeCursor(last, offset + index + 1)
-    return TimeCursor(last, sum(1 for key in keys[: index + 1] if key.ticks == last.ticks))
+        return TimeCursor(last, offset + len(keys))
+    return TimeCursor(last, sum(1 for key in keys[: index + 1] if key and key.ticks == last.ticks) + trailing)

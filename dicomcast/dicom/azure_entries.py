@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, ChangeState
+from dicomcast.dicom.models import (
+    MAX_SEQUENCE,
+    UNKNOWN_SEQUENCE,
+    ChangeAction,
+    ChangeEntry,
+    ChangeState,
+    UnreadableEntry,
+    is_uid,
+    metadata_problem,
+    recordable_uid,
+)
 
 DEFAULT_PARTITION = "Microsoft.Default"  # the partition of every instance when partitions are off
 
@@ -23,6 +33,7 @@ _TIMESTAMP = re.compile(
     r"(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$",
     re.IGNORECASE,
 )
+_PARTITION_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # the service's own rule for partition names
 # Enum numbers of the service's ChangeFeedAction / ChangeFeedState.
 _ACTIONS = {
     "create": ChangeAction.CREATE,
@@ -43,7 +54,7 @@ _STATES = {
 
 
 class EntryFormatError(ValueError):
-    """A change-feed entry that cannot be read. The message holds no PHI."""
+    """A change-feed entry that cannot be read. The message names fields, never their values."""
 
 
 @dataclass(frozen=True, order=True)
@@ -69,16 +80,19 @@ class FeedEntry:
 
 def parse_ticks(text: str) -> int:
     """An ISO 8601 timestamp as 100 ns ticks since 1970 UTC; no offset means UTC."""
-    match = _TIMESTAMP.match(text.strip())
+    match = _TIMESTAMP.match(text.strip()) if len(text) <= 64 else None
     if not match:
-        raise EntryFormatError(f"timestamp {text!r} is not ISO 8601")
-    base = datetime.fromisoformat(match["base"].replace(" ", "T")).replace(tzinfo=UTC)
-    zone = (match["zone"] or "Z").upper()
-    if zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        base -= sign * offset
+        raise EntryFormatError("timestamp is not ISO 8601")
+    try:
+        base = datetime.fromisoformat(match["base"].replace(" ", "T")).replace(tzinfo=UTC)
+        zone = (match["zone"] or "Z").upper()
+        if zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            base -= sign * offset
+    except (ValueError, OverflowError):  # 2024-02-30, 25:00, a year 0 or past 9999 once shifted
+        raise EntryFormatError("timestamp is not a calendar date and time") from None
     fraction = (match["fraction"] or "").ljust(7, "0")[:7]
     return (base - _EPOCH) // timedelta(microseconds=1) * 10 + int(fraction)
 
@@ -102,45 +116,88 @@ def lower_keys(raw: dict[str, Any]) -> dict[str, Any]:
     return {str(key).lower(): value for key, value in raw.items()}
 
 
+_NAMES = {  # for messages: the service's own spelling of the lower-cased keys
+    "studyinstanceuid": "studyInstanceUid",
+    "seriesinstanceuid": "seriesInstanceUid",
+    "sopinstanceuid": "sopInstanceUid",
+}
+
+
 def _uid(fields: dict[str, Any], key: str) -> str:
     value = fields.get(key)
-    if not isinstance(value, str) or not value.strip():
+    key = _NAMES.get(key, key)
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise EntryFormatError(f"{key} is missing")
-    return value.strip()
+    if not isinstance(value, str):
+        raise EntryFormatError(f"{key} is not a JSON string")
+    text = value.strip(" \x00")
+    if not is_uid(text):
+        raise EntryFormatError(f"{key} is not a valid UID ({len(text)} characters; digits and dots, at most 64)")
+    return text
 
 
 def _enum(fields: dict[str, Any], key: str, table: dict[str, Any], default: Any = None) -> Any:
     value = fields.get(key)
     if value is None and default is not None:
         return default
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EntryFormatError(f"{key} is missing or not a JSON string")
     member = table.get(str(value).strip().lower())
     if member is None:
-        raise EntryFormatError(f"{key} {value!r} is not known")
+        raise EntryFormatError(f"{key} is not one of {', '.join(sorted({m.value for m in table.values()}))}")
     return member
+
+
+def _partition(fields: dict[str, Any]) -> str | None:
+    value = fields.get("partitionname")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _PARTITION_NAME.match(value):
+        raise EntryFormatError("partitionName is not a partition name (letters, digits, . _ -; at most 64)")
+    return value
+
+
+def _metadata(fields: dict[str, Any]) -> dict[str, Any] | None:
+    value = fields.get("metadata")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise EntryFormatError("metadata is not a JSON object")
+    problem = metadata_problem(value)
+    if problem:
+        raise EntryFormatError(problem)
+    return value or None
 
 
 def parse_sequence(raw: Any) -> int:
     """The entry's sequence, or an error; used alone to report an unreadable entry."""
     fields = lower_keys(raw) if isinstance(raw, dict) else {}
     value = fields.get("sequence")
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if value is None:
         raise EntryFormatError("sequence is missing")
+    if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, str) and len(value) > 20):
+        raise EntryFormatError("sequence is not a whole number")
     try:
-        return int(value)
-    except ValueError as error:
-        raise EntryFormatError(f"sequence {value!r} is not a number") from error
+        number = int(value)
+    except ValueError:
+        raise EntryFormatError("sequence is not a whole number") from None
+    if not 0 < number <= MAX_SEQUENCE:
+        raise EntryFormatError("sequence is out of range (1 to 2^63-1)")
+    return number
 
 
 def parse_entry(raw: Any) -> FeedEntry:
-    """One entry of `/changefeed` or `/changefeed/latest`, keys and enum values in any case."""
+    """One entry of `/changefeed` or `/changefeed/latest`, keys and enum values in any case.
+
+    Total: whatever `raw` holds, the only exception is EntryFormatError."""
     if not isinstance(raw, dict):
         raise EntryFormatError("entry is not a JSON object")
     fields = lower_keys(raw)
     sequence = parse_sequence(raw)
     stamp = fields.get("timestamp")
-    ticks = parse_ticks(stamp) if isinstance(stamp, str) else 0
-    metadata = fields.get("metadata")
-    partition = fields.get("partitionname")
+    if stamp is not None and not isinstance(stamp, str):
+        raise EntryFormatError("timestamp is not a JSON string")
+    ticks = parse_ticks(stamp) if stamp is not None else 0
     entry = ChangeEntry(
         sequence=sequence,
         action=_enum(fields, "action", _ACTIONS),
@@ -148,8 +205,34 @@ def parse_entry(raw: Any) -> FeedEntry:
         series_uid=_uid(fields, "seriesinstanceuid"),
         sop_instance_uid=_uid(fields, "sopinstanceuid"),
         state=_enum(fields, "state", _STATES, default=ChangeState.CURRENT),
-        timestamp=datetime_of(ticks) if isinstance(stamp, str) else None,
-        partition=partition if isinstance(partition, str) and partition else None,
-        metadata=metadata if isinstance(metadata, dict) and metadata else None,
+        timestamp=datetime_of(ticks) if stamp is not None else None,
+        partition=_partition(fields),
+        metadata=_metadata(fields),
     )
     return FeedEntry(entry=entry, key=FeedKey(ticks, sequence), partition_name=entry.partition)
+
+
+def unreadable_entry(raw: Any, reason: str) -> UnreadableEntry:
+    """What can be told of an entry that `parse_entry` refused, for its failure row."""
+    fields = lower_keys(raw) if isinstance(raw, dict) else {}
+    try:
+        sequence = parse_sequence(raw)
+    except EntryFormatError:
+        sequence = UNKNOWN_SEQUENCE
+    try:
+        action = _enum(fields, "action", _ACTIONS).value
+    except EntryFormatError:
+        action = "unknown"
+    try:
+        partition = _partition(fields)
+    except EntryFormatError:
+        partition = None
+    return UnreadableEntry(
+        sequence=sequence,
+        reason=reason,
+        study_uid=recordable_uid(fields.get("studyinstanceuid")),
+        series_uid=recordable_uid(fields.get("seriesinstanceuid")),
+        sop_instance_uid=recordable_uid(fields.get("sopinstanceuid")),
+        partition=partition,
+        action=action,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,6 +10,41 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 DicomJson = dict[str, Any]  # one instance's DICOM JSON object (PS3.18 F.2), tags as upper-case hex
+
+UNKNOWN_SEQUENCE = -1  # the sequence of an entry whose own sequence could not be read
+MAX_SEQUENCE = 2**63 - 1  # feed sequences are 64-bit (the Azure service's bigint)
+MAX_UID_LENGTH = 64
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_CUT = "..."
+_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
+
+
+def is_uid(value: str) -> bool:
+    """A DICOM UI value: digits and dots, at most 64 characters (safe in URLs and FHIR ids)."""
+    return len(value) <= MAX_UID_LENGTH and bool(_UID.match(value))
+
+
+def recordable_uid(value: object) -> str:
+    """What of a UID may be stored with a failure: a valid UID as is; one too long cut with `...`;
+    anything else '' (text that is not a UID may be anything, PHI included)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip(" \x00")
+    if is_uid(text) or (len(text) <= MAX_UID_LENGTH and text.endswith(_CUT) and _UID.match(text[:-3])):
+        return text  # a UID, or one cut here already
+    if _UID.match(text):
+        return text[: MAX_UID_LENGTH - len(_CUT)] + _CUT
+    return ""
+
+
+def metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """Why a DICOM JSON object cannot be one instance's metadata (PS3.18 F.2), or None. Names the
+    tag, never the value. Checked once where metadata enters, so later readers meet objects only."""
+    for tag, element in metadata.items():
+        if not isinstance(element, dict) and element is not None:
+            name = tag if _TAG.match(str(tag)) else "(a key that is no tag)"
+            return f"metadata element {name} is not a JSON object"
+    return None
 
 
 class ChangeAction(StrEnum):
@@ -48,6 +84,27 @@ class ChangeEntry:
 
 
 @dataclass(frozen=True)
+class UnreadableEntry:
+    """A feed entry the source could not read: it becomes one failure row and the source moves past
+    it. Holds what could be read of it (`recordable_uid`), and a reason that names fields, never values."""
+
+    sequence: int  # UNKNOWN_SEQUENCE when unreadable
+    reason: str
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_instance_uid: str = ""
+    partition: str | None = None
+    action: str = "unknown"
+
+    def describe(self) -> str:
+        sequence = "unknown" if self.sequence == UNKNOWN_SEQUENCE else str(self.sequence)
+        return (
+            f"sequence {sequence} {self.action} study {self.study_uid or '?'} "
+            f"series {self.series_uid or '?'} instance {self.sop_instance_uid or '?'}"
+        )
+
+
+@dataclass(frozen=True)
 class Page:
     """A page of the feed and the cursor to store once every entry of it is handled."""
 
@@ -55,6 +112,7 @@ class Page:
     next_cursor: str
     caught_up: bool  # nothing newer was known when the page was read
     skipped: Sequence[tuple[ChangeEntry, str]] = field(default_factory=tuple)  # (entry, why) not to map
+    unreadable: Sequence[UnreadableEntry] = field(default_factory=tuple)  # each one failure row
 
     def by_study(self) -> dict[tuple[str | None, str], list[ChangeEntry]]:
         """Entries grouped by (partition, study), each group in feed order."""

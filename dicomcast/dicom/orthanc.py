@@ -8,6 +8,7 @@ The cursor is Orthanc's change `Seq`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +16,20 @@ from typing import Any
 import httpx
 
 from dicomcast.config.settings import DicomWebSettings
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson, FeedPosition, Page
-from dicomcast.errors import ConfigError, TransientUpstreamError
+from dicomcast.dicom.models import (
+    MAX_SEQUENCE,
+    UNKNOWN_SEQUENCE,
+    ChangeAction,
+    ChangeEntry,
+    DicomJson,
+    FeedPosition,
+    Page,
+    UnreadableEntry,
+    is_uid,
+    metadata_problem,
+    recordable_uid,
+)
+from dicomcast.errors import ConfigError, TransientUpstreamError, UnparseableBodyError
 from dicomcast.http import Upstream, get_json
 from dicomcast.urls import redact_url, with_path
 
@@ -24,6 +37,8 @@ SERVICE = "Orthanc"
 HINT = "DicomWeb:Authentication:BasicCredential:*"
 MAX_LIMIT = 1000
 SOP_INSTANCE_UID = "00080018"
+_NOT_METADATA = "the instance's metadata is not one DICOM JSON object"
+_ORTHANC_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")  # a SHA-1 in five groups
 
 
 def orthanc_root(settings: DicomWebSettings) -> str:
@@ -67,29 +82,45 @@ class OrthancSource:
         since = int(cursor or 0)
         body = self._changes({"since": str(since), "limit": str(self._limit)})
         changes = body["Changes"]
-        entries, skipped = [], []
+        entries: list[ChangeEntry] = []
+        skipped: list[tuple[ChangeEntry, str]] = []
+        unreadable: list[UnreadableEntry] = []
         for change in changes:
-            if change.get("ChangeType") != "NewInstance":
+            if not isinstance(change, dict) or change.get("ChangeType") != "NewInstance":
+                if not isinstance(change, dict):
+                    unreadable.append(UnreadableEntry(UNKNOWN_SEQUENCE, "change is not a JSON object"))
                 continue
             entry = self._entry(change)
             if isinstance(entry, ChangeEntry):
                 entries.append(entry)
+            elif isinstance(entry, UnreadableEntry):
+                unreadable.append(entry)
             else:
                 skipped.append(entry)
-        last = max([since, int(body.get("Last", since))] + [int(c.get("Seq", 0)) for c in changes])
-        with_metadata = self._attach_metadata(entries)
+        last = max(
+            [since, _sequence(body.get("Last")) or since, *(_sequence(c.get("Seq")) or 0 for c in _dicts(changes))]
+        )
+        with_metadata, unreadable_metadata = self._attach_metadata(entries)
         return Page(
-            entries=with_metadata, next_cursor=str(last), caught_up=bool(body.get("Done", True)), skipped=skipped
+            entries=with_metadata,
+            next_cursor=str(last),
+            caught_up=bool(body.get("Done", True)),
+            skipped=skipped,
+            unreadable=unreadable + unreadable_metadata,
         )
 
     def read_metadata(self, entry: ChangeEntry) -> DicomJson | None:
         url = f"/dicom-web/studies/{entry.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}/metadata"
         items = self._get_json(url, missing_ok=True)
         if items is None:
-            return None  # an explicit 404: the instance is gone
-        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
-            raise TransientUpstreamError(SERVICE, f"{url} did not answer a DICOM JSON array")
-        return dict(items[0])
+            return None
+        item = items[0] if isinstance(items, list) and len(items) == 1 else None
+        if not isinstance(item, dict):
+            raise UnparseableBodyError(SERVICE, _NOT_METADATA)
+        problem = metadata_problem(item)
+        if problem:
+            raise UnparseableBodyError(SERVICE, problem)
+        return dict(item)
 
     def present_instances(self, study_uid: str) -> set[str]:
         """SOP Instance UIDs of the study Orthanc holds now (QIDO-RS); empty when the study is gone."""
@@ -109,10 +140,10 @@ class OrthancSource:
 
     def latest(self) -> FeedPosition:
         body = self._changes({"last": ""})
-        changes = body["Changes"]
+        changes = _dicts(body["Changes"])
         if not changes:
-            return FeedPosition(int(body.get("Last", 0)) or None, None)
-        return FeedPosition(int(changes[-1]["Seq"]), _orthanc_date(changes[-1].get("Date")))
+            return FeedPosition(_sequence(body.get("Last")), None)
+        return FeedPosition(_sequence(changes[-1].get("Seq")), _orthanc_date(changes[-1].get("Date")))
 
     def describe_cursor(self, cursor: str | None) -> str:
         return f"Orthanc change Seq {cursor or 0}"
@@ -141,47 +172,129 @@ class OrthancSource:
             raise TransientUpstreamError(SERVICE, "/changes did not answer an object with a Changes array")
         return body
 
-    def _entry(self, change: dict[str, Any]) -> ChangeEntry | tuple[ChangeEntry, str]:
-        sequence = int(change["Seq"])
-        instance = self._get_json(f"/instances/{change['ID']}", missing_ok=True)
+    def _entry(self, change: dict[str, Any]) -> ChangeEntry | UnreadableEntry | tuple[ChangeEntry, str]:
+        """The change's instance, or what is known of a change that cannot be read (one failure row)."""
+        sequence = _sequence(change.get("Seq"))
+        resource_id = change.get("ID")
+        if sequence is None:
+            return UnreadableEntry(UNKNOWN_SEQUENCE, "change Seq is not a whole number in range")
+        if not isinstance(resource_id, str) or not _ORTHANC_ID.match(resource_id):
+            return UnreadableEntry(sequence, "change ID is not an Orthanc identifier")
+        instance = self._get_json(f"/instances/{resource_id}", missing_ok=True)
         if instance is None:
             gone = ChangeEntry(sequence, ChangeAction.CREATE, "", "", "")
             return gone, "instance no longer in Orthanc (deleted after the change)"
-        study_uid, series_uid = self._series_uids(str(instance["ParentSeries"]))
+        parent = instance.get("ParentSeries") if isinstance(instance, dict) else None
+        uids = self._series_uids(parent) if isinstance(parent, str) and _ORTHANC_ID.match(parent) else None
+        sop_uid = _tag(instance, "SOPInstanceUID")
+        if uids is None or not all(is_uid(uid) for uid in (*uids, sop_uid)):
+            study_uid, series_uid = uids or ("", "")
+            return UnreadableEntry(
+                sequence,
+                "instance UIDs are missing or not valid UIDs (digits and dots, at most 64)",
+                recordable_uid(study_uid),
+                recordable_uid(series_uid),
+                recordable_uid(sop_uid),
+                action=ChangeAction.CREATE.value,
+            )
         return ChangeEntry(
             sequence=sequence,
             action=ChangeAction.CREATE,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            sop_instance_uid=str(instance.get("MainDicomTags", {}).get("SOPInstanceUID", "")),
+            study_uid=uids[0],
+            series_uid=uids[1],
+            sop_instance_uid=sop_uid,
             timestamp=_orthanc_date(change.get("Date")),
         )
 
-    def _series_uids(self, series_id: str) -> tuple[str, str]:
+    def _series_uids(self, series_id: str) -> tuple[str, str] | None:
         if series_id not in self._series:
             series = self._get_json(f"/series/{series_id}")
-            study = self._get_json(f"/studies/{series['ParentStudy']}")
-            self._series[series_id] = (
-                str(study["MainDicomTags"]["StudyInstanceUID"]),
-                str(series["MainDicomTags"]["SeriesInstanceUID"]),
-            )
+            parent = series.get("ParentStudy") if isinstance(series, dict) else None
+            if not isinstance(parent, str) or not _ORTHANC_ID.match(parent):
+                return None
+            study = self._get_json(f"/studies/{parent}")
+            self._series[series_id] = (_tag(study, "StudyInstanceUID"), _tag(series, "SeriesInstanceUID"))
         return self._series[series_id]
 
-    def _attach_metadata(self, entries: list[ChangeEntry]) -> list[ChangeEntry]:
-        """One WADO-RS series metadata request per series of the page, not one per instance."""
-        by_series: dict[tuple[str, str], dict[str, DicomJson]] = {}
+    def _attach_metadata(self, entries: list[ChangeEntry]) -> tuple[list[ChangeEntry], list[UnreadableEntry]]:
+        """One WADO-RS series metadata request per series of the page, not one per instance. A series
+        answer that cannot be decoded (one instance nested too deeply) is read instance by instance."""
+        by_series: dict[tuple[str, str], dict[str, DicomJson] | None] = {}
         for entry in entries:
             key = (entry.study_uid, entry.series_uid)
             if key not in by_series:
-                url = f"/dicom-web/studies/{key[0]}/series/{key[1]}/metadata"
-                items = self._json_array(url, self._get_json(url, missing_ok=True))
-                by_series[key] = {_sop_uid(item): item for item in items if isinstance(item, dict)}
-        return [replace(e, metadata=by_series[(e.study_uid, e.series_uid)].get(e.sop_instance_uid)) for e in entries]
+                by_series[key] = self._series_metadata(*key)
+        attached: list[ChangeEntry] = []
+        unreadable: list[UnreadableEntry] = []
+        for entry in entries:
+            series = by_series[(entry.study_uid, entry.series_uid)]
+            metadata: DicomJson | _NoMetadata | None
+            try:
+                metadata = series.get(entry.sop_instance_uid) if series is not None else self.read_metadata(entry)
+            except UnparseableBodyError as error:
+                metadata = _NoMetadata(_reason(error))
+            if isinstance(metadata, _NoMetadata):
+                unreadable.append(_unreadable_of(entry, metadata.reason))
+            else:
+                attached.append(replace(entry, metadata=metadata))
+        return attached, unreadable
+
+    def _series_metadata(self, study_uid: str, series_uid: str) -> dict[str, Any] | None:
+        """SOP Instance UID -> metadata (a `_NoMetadata` where unusable); None: read each instance."""
+        url = f"/dicom-web/studies/{study_uid}/series/{series_uid}/metadata"
+        try:
+            items = self._json_array(url, self._get_json(url, missing_ok=True))
+        except UnparseableBodyError:
+            return None
+        found: dict[str, Any] = {}
+        for item in items:
+            if isinstance(item, dict):
+                problem = metadata_problem(item)
+                found[_sop_uid(item)] = _NoMetadata(problem) if problem else item
+        return found
+
+
+class _NoMetadata:
+    """An answer that is no usable metadata of its instance."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _reason(error: UnparseableBodyError) -> str:
+    """The error's text without the service prefix (it names the problem, never a value)."""
+    return str(error).removeprefix(f"{SERVICE}: ")
+
+
+def _unreadable_of(entry: ChangeEntry, reason: str) -> UnreadableEntry:
+    return UnreadableEntry(
+        entry.sequence, reason, entry.study_uid, entry.series_uid, entry.sop_instance_uid, action=entry.action.value
+    )
+
+
+def _dicts(items: list[Any]) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _sequence(value: Any) -> int | None:
+    """An Orthanc change Seq (a JSON number), or None when it is not a whole number in range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQUENCE:
+        return None
+    return value
+
+
+def _tag(resource: Any, name: str) -> str:
+    """A MainDicomTags value of an Orthanc resource ('' when absent or not a string)."""
+    tags = resource.get("MainDicomTags") if isinstance(resource, dict) else None
+    value = tags.get(name) if isinstance(tags, dict) else None
+    return value.strip(" \x00") if isinstance(value, str) else ""
 
 
 def _sop_uid(item: DicomJson) -> str:
-    values = item.get(SOP_INSTANCE_UID, {}).get("Value") or [""]
-    return str(values[0])
+    element = item.get(SOP_INSTANCE_UID)
+    values = element.get("Value") if isinstance(element, dict) else None
+    first = values[0] if isinstance(values, list) and values else ""
+    return first if isinstance(first, str) else ""
 
 
 def _orthanc_date(value: Any) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -14,6 +14,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+UID_LENGTH = 64  # a DICOM UI value's maximum
+PARTITION_LENGTH = 128
+ACTION_LENGTH = 16
 
 
 class Base(DeclarativeBase):
@@ -38,13 +43,15 @@ class Failure(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(512), index=True)
-    sequence: Mapped[int] = mapped_column(Integer)
-    study_uid: Mapped[str] = mapped_column(String(64), index=True)
-    series_uid: Mapped[str] = mapped_column(String(64))
-    sop_instance_uid: Mapped[str] = mapped_column(String(64))
-    partition: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    action: Mapped[str] = mapped_column(String(16))
-    failure_class: Mapped[str] = mapped_column(String(32))  # dicom | fhir | transient-exhausted
+    # Feed sequences are 64-bit (the Azure service's bigint); -1 when the entry's own could not be read.
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    # UIDs and names as far as known and valid ('' otherwise); never longer than these columns.
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH), index=True)
+    series_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    sop_instance_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    partition: Mapped[str | None] = mapped_column(String(PARTITION_LENGTH), nullable=True)
+    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))  # create | update | delete | unknown
+    failure_class: Mapped[str] = mapped_column(String(32))  # feed | dicom | fhir
     message: Mapped[str] = mapped_column(Text)  # never PHI
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))

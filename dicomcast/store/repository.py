@@ -10,9 +10,11 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dicomcast.dicom.models import ChangeEntry
+from dicomcast.dicom.models import ChangeEntry, UnreadableEntry, recordable_uid
 from dicomcast.errors import StoreError
-from dicomcast.store.models import Checkpoint, Failure, Lease
+from dicomcast.store.models import ACTION_LENGTH, PARTITION_LENGTH, Checkpoint, Failure, Lease
+
+MAX_MESSAGE = 2000
 
 
 def _now() -> datetime:
@@ -26,9 +28,18 @@ def _aware(value: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class NewFailure:
-    entry: ChangeEntry
+    entry: ChangeEntry | UnreadableEntry
     failure_class: str
     message: str
+
+
+def _action(entry: ChangeEntry | UnreadableEntry) -> str:
+    return entry.action if isinstance(entry.action, str) else entry.action.value
+
+
+def _fitted(value: str | None, length: int) -> str | None:
+    """Values that come from a feed are cut to their column, so that a write never fails on them."""
+    return value if value is None or len(value) <= length else value[: length - 3] + "..."
 
 
 class Store:
@@ -74,29 +85,31 @@ class Store:
     # -- failures ------------------------------------------------------------------------------
     def _record_failure(self, session: Session, source: str, failure: NewFailure) -> None:
         entry, now = failure.entry, _now()
+        sop_instance_uid = recordable_uid(entry.sop_instance_uid)
+        message = failure.message[:MAX_MESSAGE]
         existing = session.scalars(
             select(Failure).where(
                 Failure.source == source,
                 Failure.sequence == entry.sequence,
-                Failure.sop_instance_uid == entry.sop_instance_uid,
+                Failure.sop_instance_uid == sop_instance_uid,
                 Failure.failure_class == failure.failure_class,
             )
         ).first()
         if existing is not None:
             existing.attempts += 1
-            existing.last_seen, existing.message, existing.resolved_at = now, failure.message, None
+            existing.last_seen, existing.message, existing.resolved_at = now, message, None
             return
         session.add(
             Failure(
                 source=source,
                 sequence=entry.sequence,
-                study_uid=entry.study_uid,
-                series_uid=entry.series_uid,
-                sop_instance_uid=entry.sop_instance_uid,
-                partition=entry.partition,
-                action=entry.action.value,
+                study_uid=recordable_uid(entry.study_uid),
+                series_uid=recordable_uid(entry.series_uid),
+                sop_instance_uid=sop_instance_uid,
+                partition=_fitted(entry.partition, PARTITION_LENGTH),
+                action=_fitted(_action(entry), ACTION_LENGTH) or "",
                 failure_class=failure.failure_class,
-                message=failure.message[:2000],
+                message=message,
                 attempts=1,
                 first_seen=now,
                 last_seen=now,

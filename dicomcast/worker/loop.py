@@ -26,6 +26,7 @@ from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.state import WorkerState
 
 log = get_logger("dicomcast.worker")
+FEED_FAILURE = "feed"  # the failure class of an entry the source could not read
 
 
 @dataclass
@@ -118,7 +119,8 @@ class SourceWorker:
         )
 
     def _failures(self, page: Page, result: PageResult) -> list[NewFailure]:
-        return [NewFailure(entry, failure_class, reason) for entry, failure_class, reason in result.failures]
+        unreadable = [NewFailure(entry, FEED_FAILURE, entry.reason) for entry in page.unreadable]
+        return unreadable + [NewFailure(entry, cls, reason) for entry, cls, reason in result.failures]
 
     def _account(
         self,
@@ -133,6 +135,8 @@ class SourceWorker:
         report.entries += len(page.entries)
         report.failures += len(failures)
         failed = {(f.entry.sequence, f.entry.sop_instance_uid) for f in failures}
+        for unreadable in page.unreadable:
+            metrics.ENTRIES.labels(self.name, unreadable.action, "failed").inc()
         for entry in page.entries:
             outcome = "failed" if (entry.sequence, entry.sop_instance_uid) in failed else "synced"
             metrics.ENTRIES.labels(self.name, entry.action.value, outcome).inc()
@@ -155,6 +159,7 @@ class SourceWorker:
             to=self.ctx.source.describe_cursor(page.next_cursor),
             entries=len(page.entries),
             skipped=len(page.skipped),
+            unreadable=len(page.unreadable),
             studies=len(result.studies),
             written=sum(1 for s in result.studies if s.written),
             failures=len(failures),

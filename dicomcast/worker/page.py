@@ -95,10 +95,14 @@ def _differs(current: Resource, wanted: Resource) -> bool:
 def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
     found: list[PatientKey] = []
     for entry in entries:
-        if entry.metadata is not None:
+        if entry.metadata is None:
+            continue
+        try:
             key = patient_key(entry.metadata, ctx.options)
-            if key is not None and key not in found:
-                found.append(key)
+        except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
+            key = None
+        if key is not None and key not in found:
+            found.append(key)
     return found
 
 

@@ -23,12 +23,13 @@ ReadPage = Callable[[str | None], Page]
 def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Page:
     """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends."""
     page = read_page(cursor)
-    entries, skipped = list(page.entries), list(page.skipped)
-    while not page.caught_up and len(entries) + len(skipped) < max_entries:
+    entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
+    while not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
         page = read_page(page.next_cursor)
         entries += page.entries
         skipped += page.skipped
-    return dataclasses.replace(page, entries=entries, skipped=skipped)
+        unreadable += page.unreadable
+    return dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable)
 
 
 class BatchReader:

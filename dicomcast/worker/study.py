@@ -7,6 +7,7 @@ that one poison entry does not keep the others out of FHIR.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,11 @@ from dicomcast.fhir.mapping.types import (
     StudyInput,
     StudyOutput,
 )
+from dicomcast.logs import get_logger
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
+
+log = get_logger("dicomcast.worker")
 
 MAX_CONFLICT_RETRIES = 5
 MAX_BUNDLE_ENTRIES = 500  # Azure FHIR's bundle limit; also what most servers accept
@@ -104,10 +108,8 @@ def _write_with_conflict_retry(
     for _ in range(MAX_CONFLICT_RETRIES):
         if _needs_observations(entries, state.study):
             state.observations = lookups.observations_of(ctx.fhir, state.study, study_uid)
-        output = map_study(
-            StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations),
-            source_ctx,
-            ctx.options,
+        output = _map(
+            StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations), source_ctx, ctx
         )
         result = StudyResult(
             study_uid,
@@ -127,6 +129,23 @@ def _write_with_conflict_retry(
         result.written = True
         return result
     raise TransientUpstreamError("FHIR server", f"study {study_uid}: version conflicts persisted")
+
+
+def _map(study: StudyInput, source_ctx: SourceContext, ctx: SyncContext) -> StudyOutput:
+    """The pure mapping; whatever it raises on hostile data fails these entries, never the cycle."""
+    try:
+        return map_study(study, source_ctx, ctx.options)
+    except MappingError:
+        raise
+    except Exception as exc:  # a mapping bug met by this data (RecursionError, ...)
+        log.error("mapping raised", study_uid=study.study_uid, error_type=type(exc).__name__, where=_where(exc))
+        raise MappingError(f"the mapping could not read this data ({type(exc).__name__})") from None
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame: enough to find the bug, without the message (it may hold values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
 def _write(ctx: SyncContext, planned: list[dict[str, Any]]) -> list[Any]:
@@ -160,8 +179,9 @@ def _remember_written(output: StudyOutput, outcomes: Sequence[Any], state: Study
 def _needs_observations(entries: Sequence[ChangeEntry], study: Resource | None) -> bool:
     """Dose Observations are read only where a dose SR may be involved."""
     for entry in entries:
-        modality = ((entry.metadata or {}).get("00080060", {}).get("Value") or [None])[0]
-        if modality == DOSE_SR_MODALITY:
+        element = (entry.metadata or {}).get("00080060")
+        values = element.get("Value") if isinstance(element, dict) else None
+        if isinstance(values, list) and DOSE_SR_MODALITY in values[:1]:
             return True
     if study is None or not any(e.metadata is None for e in entries):
         return False

@@ -70,6 +70,17 @@ class BadRequestError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class RawJson:
+    """A body already written as JSON text."""
+
+    text: str
+
+
+def _raw(value: Any) -> RawJson:
+    return RawJson(value if isinstance(value, str) else json.dumps(value))
+
+
 def _parse_time(text: str) -> int:
     """A zoned ISO time in ticks; 400 when it has no zone."""
     if not _ZONED.match(text):
@@ -127,6 +138,8 @@ class AzureDicomServer:
         self.requests: list[tuple[str, dict[str, str]]] = []  # (path, query) of every request
         self.served: list[tuple[str, bool, list[int]]] = []  # (path, includeMetadata, sequences) per feed read
         self.without_metadata: set[str] = set()  # SOP instance UIDs whose entries omit metadata
+        self.served_as: dict[int, Callable[[dict[str, Any]], Any]] = {}  # see serve_entry_as
+        self.metadata_served_as: dict[str, Callable[[DicomJson], Any]] = {}  # see serve_metadata_as
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -200,6 +213,16 @@ class AzureDicomServer:
         with self._lock:
             self._faults.extend(Fault(status, retry_after, path_contains) for _ in range(count))
 
+    def serve_entry_as(self, sequence: int, form: Callable[[dict[str, Any]], Any]) -> None:
+        """Serve the entry of `sequence` (in feed pages and as `latest`) as `form(entry)` returns it:
+        a JSON value, or a `str` sent as raw JSON text (for what json.dumps cannot write, such as
+        nesting deeper than Python's own limit). A hostile or broken service, in one entry."""
+        self.served_as[sequence] = form
+
+    def serve_metadata_as(self, sop_instance_uid: str, form: Callable[[DicomJson], Any]) -> None:
+        """Serve the instance's WADO-RS metadata as `form(metadata)` returns it (str: raw JSON text)."""
+        self.metadata_served_as[sop_instance_uid] = form
+
     def metadata(self, instance: DicomJson, partition: str | None = None) -> DicomJson | None:
         return self.table.metadata((self._partition(partition), *uids(instance)))
 
@@ -236,6 +259,12 @@ class AzureDicomServer:
             entry = {_KEYS[key]: value for key, value in entry.items()}
         return entry
 
+    def served_entry(self, row: Row, include_metadata: bool) -> RawJson:
+        """The entry's JSON text, as `serve_entry_as` says where a test made it hostile."""
+        entry = self.entry_json(row, include_metadata)
+        form = self.served_as.get(row.sequence)
+        return _raw(form(entry) if form else entry)
+
     def route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         """(status, JSON body or None) for a GET."""
         if match := re.match(r"^/v([12])/changefeed(/latest)?$", path):
@@ -243,10 +272,10 @@ class AzureDicomServer:
             include = _bool_param(query, "includeMetadata")
             if match.group(2):
                 latest = self.table.latest(by_time=version > 1)
-                return (204, None) if latest is None else (200, self.entry_json(latest, include))
+                return (204, None) if latest is None else (200, self.served_entry(latest, include))
             rows = self._read_v1(query) if version == 1 else self._read_v2(query)
             self.served.append((path, include, [row.sequence for row in rows]))
-            return 200, [self.entry_json(row, include) for row in rows]
+            return 200, RawJson(f"[{','.join(self.served_entry(row, include).text for row in rows)}]")
         if re.match(r"^/v[12]/partitions$", path):
             if not self.partitions_enabled:
                 raise BadRequestError("Data partitions capability is disabled.")
@@ -278,7 +307,10 @@ class AzureDicomServer:
             raise BadRequestError("PartitionName value is missing in the route segment.")
         key = (partition or DEFAULT_PARTITION, match["study"], match["series"], match["sop"])
         metadata = self.table.metadata(key)
-        return (404, None) if metadata is None else (200, [metadata])
+        if metadata is None:
+            return 404, None
+        form = self.metadata_served_as.get(match["sop"])
+        return 200, _raw(form(metadata)) if form else [metadata]
 
 
 def _handler_for(server: AzureDicomServer) -> type[BaseHTTPRequestHandler]:
@@ -312,7 +344,8 @@ def _handler_for(server: AzureDicomServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, body, {}, content)
 
         def _send(self, status: int, body: Any, headers: dict[str, str], content: str = "application/json") -> None:
-            data = b"" if body is None else json.dumps(body).encode()
+            text = body.text if isinstance(body, RawJson) else json.dumps(body)
+            data = b"" if body is None else text.encode()
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

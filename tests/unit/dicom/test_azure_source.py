@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class FakeService:
         self.requests: list[httpx.Request] = []
         self.wado: dict[str, Any] = {}
         self.status: int | None = None
+        self.served_as: dict[int, Callable[[dict[str, Any]], Any]] = {}  # sequence -> hostile form (str: raw)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -71,14 +73,27 @@ class FakeService:
             (parse_ticks(r["timestamp"]), r["sequence"]) if by_time else r["sequence"]
         )
         rows = sorted(self.rows, key=order)
+        include = query.get("includeMetadata", "true") == "true"
         if path.endswith("/latest"):
-            return httpx.Response(200, json=rows[-1]) if rows else httpx.Response(204)
+            return self._answer(rows[-1], include) if rows else httpx.Response(204)
         offset, limit = int(query["offset"]), int(query["limit"])
         if by_time:
             start, end = parse_ticks(query["startTime"]), parse_ticks(query["endTime"])
             window = [r for r in rows if start <= parse_ticks(r["timestamp"]) < end]
-            return httpx.Response(200, json=window[offset : offset + limit])
-        return httpx.Response(200, json=[r for r in rows if offset < r["sequence"] <= offset + limit])
+            return self._answer(window[offset : offset + limit], include)
+        return self._answer([r for r in rows if offset < r["sequence"] <= offset + limit], include)
+
+    def _answer(self, rows: list[dict[str, Any]] | dict[str, Any], include: bool) -> httpx.Response:
+        """Rows as the service would write them, hostile ones as `served_as` says (raw text for depth)."""
+        texts = [self._text(r, include) for r in (rows if isinstance(rows, list) else [rows])]
+        body = f"[{','.join(texts)}]" if isinstance(rows, list) else texts[0]
+        return httpx.Response(200, content=body.encode(), headers={"Content-Type": "application/json"})
+
+    def _text(self, row: dict[str, Any], include: bool) -> str:
+        shown = row if include else {k: v for k, v in row.items() if k != "metadata"}
+        hostile = self.served_as.get(row["sequence"])
+        served = hostile(shown) if hostile else shown
+        return served if isinstance(served, str) else json.dumps(served)
 
     def feed_reads(self) -> list[httpx.QueryParams]:
         return [r.url.params for r in self.requests if r.url.path.endswith("/changefeed")]
@@ -289,12 +304,127 @@ def test_without_data_partitions_the_default_partition_is_no_url_segment() -> No
     assert feed.name == f"azure:{ROOT}/v1"
 
 
-def test_unreadable_entry_stops_unless_ignored() -> None:
+def _nested(depth: int) -> str:
+    return '{"00400275": {"vr": "SQ", "Value": [' * depth + "{}" + "]}}" * depth
+
+
+def _deep_metadata(shown: dict[str, Any]) -> str:
+    if "metadata" not in shown:
+        return json.dumps(shown)
+    return json.dumps({**shown, "metadata": "@"}).replace('"@"', _nested(1200))
+
+
+PHI = "Doe^Jane"
+HOSTILE: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "impossible date": lambda r: {**r, "timestamp": "2024-02-30T00:00:00Z"},
+    "timestamp of a wrong type": lambda r: {**r, "timestamp": 20240101},
+    "metadata element a string": lambda r: {**r, "metadata": {**META, "00100010": PHI}},
+    "metadata a string": lambda r: {**r, "metadata": PHI},
+    "metadata a list": lambda r: {**r, "metadata": [PHI]},
+    "uid over 64 characters": lambda r: {**r, "sopInstanceUid": "1." + "2" * 70},
+    "uid that is text": lambda r: {**r, "studyInstanceUid": PHI},
+    "uid a number": lambda r: {**r, "seriesInstanceUid": 1.2},
+    "unknown action": lambda r: {**r, "action": "Teleport"},
+    "action an object": lambda r: {**r, "action": {"name": PHI}},
+    "null uid": lambda r: {**r, "sopInstanceUid": None},
+    "partition of a wrong form": lambda r: {**r, "partitionName": "../" + PHI},
+    "entry a list": lambda r: [PHI],
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_each_kind_of_unreadable_entry_is_reported_once_and_passed(kind: str, version: int) -> None:
+    service = FakeService([row(1), row(2), row(3)])
+    service.served_as[2] = HOSTILE[kind]
+    feed = source(service, version)
+
+    entries, cursor = read_all(feed)
+    page = feed.read_page(None)
+
+    assert [e.sequence for e in entries] == [1, 3]
+    assert len(page.unreadable) == 1
+    failed = page.unreadable[0]
+    assert failed.sequence == (2 if kind != "entry a list" else -1)
+    assert PHI not in failed.reason and "Doe" not in repr(failed)
+    assert cursor == read_all(source(FakeService([row(1), row(2), row(3)]), version))[1]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("missing", None), ("text", "two"), ("negative", -2), ("2^63", 2**63), ("huge", 10**40), ("true", True)],
+)
+def test_an_unreadable_sequence_is_reported_and_never_moves_the_cursor(kind: str, value: Any, version: int) -> None:
+    service = FakeService([row(1), row(2), row(3)])
+    service.served_as[2] = lambda r: (
+        {k: v for k, v in r.items() if k != "sequence"} | ({"sequence": value} if value is not None else {})
+    )
+    page = source(service, version).read_page(None)
+    assert [e.sequence for e in page.entries] == [1, 3]
+    assert [(u.sequence, u.sop_instance_uid) for u in page.unreadable] == [(-1, "1.2.3.2")]
+    assert page.next_cursor.split("@")[0] == "3"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_entry_nested_too_deeply_is_isolated_and_the_others_are_read(version: int) -> None:
+    service = FakeService([row(n) for n in range(1, 11)])
+    service.served_as[6] = _deep_metadata
+    feed = source(service, version)
+
+    entries, _ = read_all(feed)
+    unreadable = [u for p in _pages(source(service, version)) for u in p.unreadable]
+
+    assert [e.sequence for e in entries] == [1, 2, 3, 4, 5, 7, 8, 9, 10]
+    assert [(u.sequence, u.sop_instance_uid) for u in unreadable] == [(6, "1.2.3.6")]  # read without metadata
+    assert "nested too deeply" in unreadable[0].reason
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_entry_that_cannot_be_decoded_even_without_metadata_is_passed(version: int) -> None:
+    service = FakeService([row(n) for n in range(1, 6)])
+    service.served_as[3] = lambda r: json.dumps({**r, "action": "@"}).replace('"@"', _nested(1200))
+    entries, _ = read_all(source(service, version))
+    unreadable = [u for p in _pages(source(service, version)) for u in p.unreadable]
+    assert [e.sequence for e in entries] == [1, 2, 4, 5]
+    assert [u.sequence for u in unreadable] == [3 if version == 1 else -1]  # v1: the limit-1 read names it
+
+
+def test_unreadable_entries_are_only_logged_when_ignored() -> None:
     service = FakeService([row(1), {**row(2), "action": "Teleport"}, row(3)])
-    with pytest.raises(PermanentUpstreamError, match=r"sequence 2 cannot be read.*IgnoreJsonParsingErrors"):
-        source(service).read_page(None)
     page = source(service, ignore_parsing_errors=True).read_page(None)
     assert [e.sequence for e in page.entries] == [1, 3] and page.next_cursor == "3"
+    assert page.unreadable == []
+
+
+def test_metadata_answers_that_are_no_metadata_fail_their_entry_only() -> None:
+    service = FakeService([row(1, metadata=None), row(2, metadata=None), row(3, metadata=None)])
+    service.wado = {"1.2.3.1": META, "1.2.3.2": {**META, "00100010": PHI}, "1.2.3.3": META}
+    page = source(service).read_page(None)
+    assert [e.sequence for e in page.entries] == [1, 3]
+    assert [(u.sequence, u.reason) for u in page.unreadable] == [(2, "metadata element 00100010 is not a JSON object")]
+
+
+def test_an_unreadable_latest_entry_reads_on_without_skipping() -> None:
+    service = FakeService([row(1), row(2)])
+    service.served_as[2] = lambda r: {**r, "timestamp": "2024-02-30T00:00:00Z", "sequence": "x"}
+    feed = source(service)
+    assert feed.latest().sequence is None
+    entries, cursor = read_all(feed)
+    assert [e.sequence for e in entries] == [1] and cursor == "1"  # stopped: nothing newer is known
+    again = feed.read_page(cursor)  # the next cycle meets the unreadable entry again and passes it
+    assert [u.sequence for u in again.unreadable] == [-1] and again.next_cursor == "2"
+
+
+def _pages(feed: AzureChangeFeedSource) -> list[Any]:
+    pages, cursor = [], None
+    for _ in range(100):
+        page = feed.read_page(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if page.caught_up:
+            return pages
+    raise AssertionError("never caught up")
 
 
 # ---- errors ------------------------------------------------------------------------------------

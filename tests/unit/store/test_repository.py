@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from dicomcast.dicom.models import ChangeAction, ChangeEntry
+from dicomcast.dicom.models import UNKNOWN_SEQUENCE, ChangeAction, ChangeEntry, UnreadableEntry
 from dicomcast.store import NewFailure, Store
 
 SOURCE = "orthanc:http://127.0.0.1:1"
@@ -35,6 +35,28 @@ def test_the_same_failure_twice_is_one_row_with_two_attempts(store: Store) -> No
     assert store.read_checkpoint(SOURCE) == "8"
     assert [r.sequence for r in store.failures(failure_class="dicom")] == [8]
     assert store.failures(study_uid="9.9") == []
+
+
+def test_every_value_a_feed_can_send_fits_the_failure_row(store: Store) -> None:
+    """64-bit sequences, over-long UIDs and names: recorded (cut where needed), never a store error."""
+    long_uid = "1." + "2" * 100
+    huge = ChangeEntry(2**63 - 1, ChangeAction.CREATE, long_uid, "1.2", "1.2.3", partition="p" * 300)
+    unreadable = UnreadableEntry(UNKNOWN_SEQUENCE, "entry is not a JSON object", action="x" * 40)
+    store.save_page(SOURCE, "9", [NewFailure(huge, "dicom", "m" * 5000), NewFailure(unreadable, "feed", "why")])
+    store.save_page(SOURCE, "9", [NewFailure(unreadable, "feed", "why")])  # seen again: the same row
+
+    rows = store.failures(source=SOURCE)
+    assert [(r.sequence, r.attempts) for r in rows] == [(2**63 - 1, 1), (UNKNOWN_SEQUENCE, 2)]
+    assert rows[0].study_uid == long_uid[:61] + "..." and len(rows[0].partition or "") == 128
+    assert len(rows[0].message) == 2000 and len(rows[1].action) == 16
+    assert (rows[1].study_uid, rows[1].sop_instance_uid) == ("", "")
+    assert store.read_checkpoint(SOURCE) == "9"
+
+
+def test_text_that_is_no_uid_is_not_stored_as_one(store: Store) -> None:
+    entry = ChangeEntry(3, ChangeAction.CREATE, "Doe^John", "1.2", "1.2.3")
+    store.save_page(SOURCE, "3", [NewFailure(entry, "feed", "studyInstanceUid is not a valid UID")])
+    assert store.failures()[0].study_uid == ""
 
 
 def test_a_resolved_failure_leaves_the_open_list(store: Store) -> None:
