@@ -158,8 +158,6 @@ def load_settings(
     if vault_url:
         reader = secret_reader or _default_secret_reader()
         layers.append(_layer(read_key_vault(vault_url, reader), origins, warnings, ignored))
-    if ignored:  # DICOM Cast settings with no meaning here: one start-up line names them all
-        warnings.append("DICOM Cast settings without meaning in dicomcast, ignored: " + "; ".join(ignored))
     token = _LAYERS.set(list(reversed(layers)))  # highest priority first
     try:
         merged = _LayeredSettings().model_dump()
@@ -169,7 +167,24 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError([_problem_line(e) for e in exc.errors()]) from None
+    ignored.extend(_meaningless_values(origins))
+    if ignored:  # DICOM Cast settings with no meaning here: one start-up line names them all
+        warnings.append("DICOM Cast settings without meaning in dicomcast, ignored: " + "; ".join(ignored))
+    if (origin := origins.get(("RetryConfiguration", "TotalRetryDuration"))) is not None:
+        warnings.append(
+            f"RetryConfiguration:TotalRetryDuration ({origin}) bounds the retries of one transient failure; "
+            "when spent, the cycle ends with the checkpoint kept and is tried again (DICOM Cast skipped the entry)"
+        )
     return LoadedSettings(settings, origins, warnings)
+
+
+def _meaningless_values(origins: dict[tuple[str, ...], str]) -> list[str]:
+    """Settings of the model kept for DICOM Cast's names that change nothing here, when set."""
+    return [
+        f"{':'.join(path)} ({origin}): a managed identity has no tenant to choose"
+        for path, origin in origins.items()
+        if path[-2:] == ("ManagedIdentityCredential", "TenantId")
+    ]
 
 
 def _vault_url(layers: list[dict[str, Any]]) -> str | None:

@@ -160,3 +160,19 @@ def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
     broken.write_text("[DicomWeb\n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(environ={}, config_file=broken)
+
+
+def test_tenant_id_and_retry_duration_are_explained_at_start_up() -> None:
+    loaded = load_settings(
+        environ={
+            "Fhir__Authentication__ManagedIdentityCredential__TenantId": "t-1",
+            "RetryConfiguration__TotalRetryDuration": "00:10:00",
+        }
+    )
+    ignored = [w for w in loaded.warnings if w.startswith("DICOM Cast settings without meaning")]
+    assert len(ignored) == 1 and "Fhir:Authentication:ManagedIdentityCredential:TenantId" in ignored[0]
+    assert any(
+        w.startswith("RetryConfiguration:TotalRetryDuration (env ") and "DICOM Cast skipped" in w
+        for w in loaded.warnings
+    )
+    assert loaded.settings.retry.total_retry_duration.total_seconds() == 600
