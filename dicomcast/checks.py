@@ -194,6 +194,22 @@ def check_fhir(settings: Settings) -> list[CheckLine]:
     return [*lines, ok(name, detail)]
 
 
+def check_dicomcast_table(settings: Settings) -> CheckLine:
+    """DICOM Cast's checkpoint in its Table Storage (TableStore:*), read only."""
+    from dicomcast.dicomcast_table import describe, read_sync_state
+
+    name = f"DICOM Cast checkpoint ({describe(settings.table_store)})"
+    try:
+        state = read_sync_state(settings.table_store)
+    except Exception as exc:
+        return failed(name, exc)
+    if state is None:
+        return ok(name, "no sync-state row: a source without a checkpoint starts at the feed's start")
+    return ok(
+        name, f"SyncedSequence {state.sequence}: the first start of a source without a checkpoint continues after it"
+    )
+
+
 # -- store -------------------------------------------------------------------------------------
 def check_store(connection_string: str) -> CheckLine:
     try:
@@ -232,5 +248,7 @@ def run_checks(
     for source in settings.effective_sources():
         lines += check_source(source, settings)
     lines += check_fhir(settings)
+    if settings.table_store.configured:
+        lines.append(check_dicomcast_table(settings))
     lines.append(check_store(settings.store.connection_string))
     return lines

@@ -254,3 +254,15 @@ def test_operator_commands_import_dicomcast_and_set_latest(
 
     missing = dicomcast(["checkpoint", "import-dicomcast"], {**env, "TableStore__TableNamePrefix": "other"})
     assert missing.returncode == 78 and "no DICOM Cast checkpoint in table otherSyncStateTable" in missing.stderr
+
+
+def test_check_reads_the_dicomcast_checkpoint(tables: azurite.Azurite, tmp_path: Path) -> None:
+    from dicomcast.checks import Status, run_checks
+
+    environ = {"TableStore__ConnectionString": tables.connection_string, "TableStore__TableNamePrefix": PREFIX}
+    (missing,) = [line for line in run_checks(environ=environ) if line.name.startswith("DICOM Cast checkpoint")]
+    assert missing.status is Status.OK and "no sync-state row" in missing.detail
+    write_sync_state(tables.connection_string, 4242, PREFIX)
+    (line,) = [line for line in run_checks(environ=environ) if line.name.startswith("DICOM Cast checkpoint")]
+    assert line.status is Status.OK and "SyncedSequence 4242" in line.detail
+    assert f"{PREFIX}SyncStateTable" in line.name and azurite.ACCOUNT_KEY not in line.render()
