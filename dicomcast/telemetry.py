@@ -32,6 +32,7 @@ from importlib import metadata
 from typing import Any
 
 from dicomcast.config.settings import ApplicationInsightsSettings
+from dicomcast.urls import redact_url
 
 SERVICE_NAME = "dicomcast"
 LOGGER_NAME = "dicomcast.telemetry"  # structlog lines are re-emitted here for the SDK's log handler
@@ -158,7 +159,7 @@ def _without_query(span: Any, request: Any) -> None:
     url = getattr(request, "url", None)
     if url is None or not span.is_recording():
         return
-    text = str(url).split("?", 1)[0].split("#", 1)[0]
+    text = redact_url(str(url).split("?", 1)[0].split("#", 1)[0])  # and no user info (urls.py)
     for key in ("url.full", "http.url"):
         span.set_attribute(key, text)
 

@@ -8,6 +8,7 @@ setting to fix; it never carries the secret, the password or a token.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from dicomcast.auth.tokens import Token
 from dicomcast.errors import AuthError, TransientUpstreamError
 
 DEFAULT_LIFETIME_SECONDS = 3600.0
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TIMEOUT = httpx.Timeout(30.0)
 # OAuth2 error code -> the setting that usually fixes it.
 _HINTS = {
@@ -88,7 +90,9 @@ class OAuth2TokenSource:
         return Token(body["access_token"], _expiry(body, now), now)
 
     def _refusal(self, endpoint: str, status: int, body: dict[str, Any]) -> str:
-        code = str(body.get("error") or "no access_token in the answer")[:80]
+        error = body.get("error")
+        # An OAuth2 error code is a token (RFC 6749 5.2); anything else is server text and not shown.
+        code = error if isinstance(error, str) and _ERROR_CODE.match(error) else "no access_token in the answer"
         hint = _HINTS.get(code, "TokenUri, ClientId, ClientSecret, Resource and Scope")
         names = ", ".join(f"{self._setting}:{part.strip()}" for part in _setting_names(hint))
         return f"{self._server}: token endpoint {endpoint} refused the request (HTTP {status}, {code}); check {names}"

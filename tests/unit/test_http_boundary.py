@@ -200,3 +200,14 @@ def test_every_error_of_the_boundary_is_a_dicomcast_upstream_or_auth_error() -> 
             continue
         except Exception as exc:  # pragma: no cover - the assertion says which
             pytest.fail(f"HTTP {status} raised {type(exc).__name__}")
+
+
+def test_check_reports_a_redirect_as_a_configuration_problem_without_credentials() -> None:
+    from dicomcast.checks import failed
+
+    client, _ = _client(httpx.Response(302, headers={"Location": "https://login.test/?code=X"}))
+    with pytest.raises(UpstreamRedirectError) as raised:
+        get_json(DICOM, client, "/changefeed/latest")
+    line = failed("DICOMweb", raised.value)
+    assert line.exit_code is ExitCode.CONFIG
+    assert "DicomWeb:Endpoint" in line.detail and "s3cret" not in line.detail and "code=X" not in line.detail
