@@ -26,8 +26,9 @@ from dicomcast.fhir.mapping import (
     SourceContext,
     StudyInput,
     endpoint_resource,
+    identity_keys,
     map_study,
-    patient_key,
+    patient_keys,
 )
 from dicomcast.urls import redact_url
 
@@ -88,14 +89,14 @@ def map_instances(
         studies.setdefault(entry.study_uid, []).append(entry)
     known: dict[PatientKey, Resource] = {}
     for study_uid, entries in studies.items():
-        keys = {k for k in (patient_key(e.metadata or {}, options) for e in entries) if k}
+        keys = {k for e in entries for k in patient_keys(e.metadata or {}, options)}
         existing = {key: known[key] for key in keys if key in known}
         output = map_study(StudyInput(study_uid, None, entries, None, existing), context, options)
+        listed = {str(r.get("id")) for r in result.resources if r.get("resourceType") == "Patient"}
         for patient in output.patients:
-            key = next((k for k in keys if _has_identifier(patient, k)), None)
-            if key is not None and key not in known:
+            if str(patient["id"]) not in listed:
                 result.resources.append(patient)
-            if key is not None:
+            for key in identity_keys(patient):
                 known[key] = patient
         if output.imaging_study:
             result.resources.append(output.imaging_study)
@@ -103,10 +104,6 @@ def map_instances(
         result.warnings.extend(output.warnings)
         result.failures.extend(output.failures)
     return result
-
-
-def _has_identifier(patient: Resource, key: PatientKey) -> bool:
-    return any(i.get("system") == key.system and i.get("value") == key.value for i in patient.get("identifier", []))
 
 
 def map_paths_with_issues(

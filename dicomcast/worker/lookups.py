@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping import legacy
+from dicomcast.fhir.mapping.patient import identity_keys
 from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
 
@@ -55,17 +56,20 @@ def studies_by_uid(fhir: FhirClient, study_uids: Iterable[str]) -> dict[str, lis
 
 
 def patient_keys_of(patient: Resource) -> list[PatientKey]:
-    return [PatientKey(i.get("system"), str(i["value"])) for i in patient.get("identifier", []) if i.get("value")]
+    """The keys a Patient is found by (Other Patient IDs excluded: they never match)."""
+    return identity_keys(patient)
 
 
 def patients_by_key(fhir: FhirClient, keys: Iterable[PatientKey]) -> dict[PatientKey, Resource]:
+    """Patients by key. The server's token search also matches Other Patient IDs and ignores the
+    issuer: the hits are filtered here, and `fhir/mapping/identity.py` checks the issuer."""
     wanted = set(keys)
     found: dict[PatientKey, Resource] = {}
     for patient in fhir.search_by_identifiers("Patient", (k.search_token() for k in wanted)):
         for key in patient_keys_of(patient):
             if key in wanted and key not in found:
                 found[key] = patient
-            # A Patient found without a system matches a key without one, as `|value` asks.
+            # A Patient found without a system (or DICOM Cast's "") matches a key without one.
     return found
 
 

@@ -21,6 +21,13 @@ INSTANCES = Counter(
 FAILURES = Counter(
     "dicomcast_failures_total", "Entries recorded as failures, by class", ["source", "failure_class"], registry=REGISTRY
 )
+PATIENT_WARNINGS = Counter(
+    "dicomcast_patient_warnings_total",
+    "Patient identity events: demographics kept against a different study's "
+    "(patient-demographics-conflict), a second issuer's own Patient made (patient-issuer-split)",
+    ["source", "kind"],
+    registry=REGISTRY,
+)
 STUDIES = Counter("dicomcast_study_writes_total", "FHIR transactions written per study", ["source"], registry=REGISTRY)
 FHIR_LATENCY = Histogram(
     "dicomcast_fhir_request_seconds", "FHIR request latency", ["method", "status"], registry=REGISTRY

@@ -18,10 +18,10 @@ from typing import TypeVar
 
 from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry, Page
-from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_key
+from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
-from dicomcast.worker import lookups
+from dicomcast.worker import lookups, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.study import StudyResult, StudyState, sync_study
@@ -98,11 +98,12 @@ def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> lis
         if entry.metadata is None:
             continue
         try:
-            key = patient_key(entry.metadata, ctx.options)
+            keys = patient_keys(entry.metadata, ctx.options)
         except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
-            key = None
-        if key is not None and key not in found:
-            found.append(key)
+            keys = []
+        for key in keys:
+            if key not in found:
+                found.append(key)
     return found
 
 
@@ -169,6 +170,8 @@ def _log_study(ctx: SyncContext, result: StudyResult, entries: Sequence[ChangeEn
     )
     for warning in result.warnings:
         log.warning("mapping warning", sequence=warning.sequence, tag=warning.tag, detail=warning.message)
+        if warning.kind:
+            metrics.PATIENT_WARNINGS.labels(ctx.source.name, warning.kind).inc()
 
 
 def _with_retry(ctx: SyncContext, fn: Callable[[], T]) -> T:

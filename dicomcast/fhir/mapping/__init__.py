@@ -7,7 +7,7 @@ No network, database, clock, random ids or logging here: the worker reads what F
 from dicomcast.fhir.mapping.endpoint import endpoint_resource
 from dicomcast.fhir.mapping.engine import map_study
 from dicomcast.fhir.mapping.ids import resource_id
-from dicomcast.fhir.mapping.patient import patient_key
+from dicomcast.fhir.mapping.patient import identity_keys, patient_key, patient_keys
 from dicomcast.fhir.mapping.types import (
     EntryFailure,
     FhirVersion,
@@ -31,7 +31,9 @@ __all__ = [
     "StudyInput",
     "StudyOutput",
     "endpoint_resource",
+    "identity_keys",
     "map_study",
     "patient_key",
+    "patient_keys",
     "resource_id",
 ]

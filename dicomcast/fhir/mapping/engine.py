@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, ChangeState, DicomJson
 from dicomcast.errors import MappingError
 from dicomcast.fhir.mapping import dose, legacy
-from dicomcast.fhir.mapping import patient as patients
+from dicomcast.fhir.mapping.identity import PatientBook, PatientIdentityConflictError
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.instance import InstanceFacts, extract
 from dicomcast.fhir.mapping.issues import Issues
@@ -21,7 +21,6 @@ from dicomcast.fhir.mapping.types import (
     EntryFailure,
     MappingOptions,
     MappingWarning,
-    PatientKey,
     Resource,
     SourceContext,
     StudyInput,
@@ -33,31 +32,7 @@ from dicomcast.fhir.mapping.validate import validated
 @dataclass
 class _DoseReport:
     observations: list[Resource]
-    patient_key: PatientKey
-
-
-class _Patients:
-    """The Patients a page touches: FHIR's copy, merged with each instance's facts."""
-
-    def __init__(self, existing: dict[PatientKey, Resource]) -> None:
-        self.existing = existing
-        self.merged: dict[PatientKey, Resource] = {}
-        self.last: dict[PatientKey, patients.PatientFacts] = {}
-
-    def apply(self, facts: patients.PatientFacts) -> str:
-        """Merges `facts`; returns the Patient's reference."""
-        if self.last.get(facts.key) != facts:  # instances of a study repeat the same patient
-            current = self.merged.get(facts.key) or self.existing.get(facts.key)
-            self.merged[facts.key] = patients.merge_patient(current, facts)
-            self.last[facts.key] = facts
-        return f"Patient/{self.merged[facts.key]['id']}"
-
-    def changed(self) -> list[Resource]:
-        return [
-            patient
-            for key, patient in self.merged.items()
-            if without_meta(patient) != without_meta(self.existing.get(key))
-        ]
+    patient_reference: str
 
 
 def map_study(study: StudyInput, context: SourceContext, options: MappingOptions) -> StudyOutput:
@@ -70,7 +45,7 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
     new_id = resource_id("ImagingStudy", study.partition or "", study.study_uid)
     existing = legacy.adopted_study(study.existing_study, context, options.fhir_version)  # DICOM Cast's: ours now
     merger = StudyMerger(study.study_uid, new_id, existing, context, options.fhir_version)
-    book = _Patients(dict(study.existing_patients))
+    book = PatientBook(study.existing_patients)
     reports: dict[str, _DoseReport | None] = {}
     for entry in study.entries:
         if entry.action is ChangeAction.DELETE:
@@ -82,15 +57,21 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
         facts = _extract(entry, entry.metadata, options, output)
         if facts is None:
             continue
-        merger.add(facts, book.apply(facts.patient))
+        try:
+            subject = book.apply(facts.patient, entry)
+        except PatientIdentityConflictError as conflict:
+            output.failures.append(EntryFailure(entry, str(conflict)))
+            continue
+        merger.add(facts, subject)
         if facts.is_dose_report and options.generate_observations:
             issues = Issues(entry.sequence, enforce=False)
             found = dose.read_dose_report(entry.metadata, facts.sop_instance_uid, facts.accession, options, issues)
             output.warnings.extend(issues.warnings)
-            reports[facts.sop_instance_uid] = _DoseReport(found, facts.patient.key)
+            reports[facts.sop_instance_uid] = _DoseReport(found, subject)
     _finish_study(study, merger, context, output, options)
+    output.warnings.extend(book.warnings)
     output.patients = [validated(p, options.fhir_version) for p in book.changed()]
-    _finish_observations(study, merger, book, reports, output, options)
+    _finish_observations(study, merger, reports, output, options)
     return output
 
 
@@ -126,7 +107,6 @@ def _finish_study(
 def _finish_observations(
     study: StudyInput,
     merger: StudyMerger,
-    book: _Patients,
     reports: dict[str, _DoseReport | None],
     output: StudyOutput,
     options: MappingOptions,
@@ -136,7 +116,7 @@ def _finish_observations(
     produced: dict[str, Resource] = {}
     for sop_uid, report in reports.items():
         owned = [o for o in study.existing_observations if dose.owned_by(o, sop_uid)]
-        fresh = _complete(report, book, study_reference, study.study_uid) if report else []
+        fresh = _complete(report, study_reference, study.study_uid) if report else []
         fresh_ids = {o["id"] for o in fresh}
         output.delete_observations.extend(o for o in owned if o.get("id") not in fresh_ids)
         for observation in fresh:
@@ -177,14 +157,12 @@ def _replace_dicom_cast_dose(
         )
 
 
-def _complete(report: _DoseReport, book: _Patients, study_reference: str, study_uid: str) -> list[Resource]:
+def _complete(report: _DoseReport, study_reference: str, study_uid: str) -> list[Resource]:
     """Subject, partOf (reference plus the Study Instance UID, as the dose IG has it) and, for the
     summary, focus: known only once the Patient and ImagingStudy ids are."""
-    patient = book.merged.get(report.patient_key)
     study_identifier = dose.study_identifier(study_uid)
     for observation in report.observations:
-        if patient is not None:
-            observation["subject"] = {"reference": f"Patient/{patient['id']}"}
+        observation["subject"] = {"reference": report.patient_reference}
         observation["partOf"] = [{"reference": study_reference, "identifier": study_identifier}]
         if observation is report.observations[0]:
             observation["focus"] = [{"reference": study_reference}]

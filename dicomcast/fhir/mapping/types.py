@@ -57,6 +57,7 @@ class MappingWarning:
     sequence: int
     tag: str | None
     message: str  # never a value from the data (no PHI): what is wrong and where
+    kind: str = ""  # set for the warnings the worker counts (e.g. patient demographics conflicts)
 
 
 @dataclass(frozen=True)

@@ -218,13 +218,21 @@ def test_issuer_of_patient_id_through_the_issuer_map() -> None:
     no_default = MappingOptions(is_issuer_id_used=True)
     assert patient_key(unmapped, no_default) == PatientKey(None, "PAT-1")
     out = run([entry(1, unmapped)], options=no_default)
-    assert out.patients[0]["identifier"] == [{"value": "PAT-1"}]
+    assert out.patients[0]["identifier"] == [{"value": "PAT-1", "assigner": {"display": "HOSP_B"}}]
 
 
-def test_other_patient_ids_become_extra_identifiers() -> None:
-    other = {"00101002": el("SQ", {"00100020": el("LO", "X-9"), "00100021": el("LO", "1.2.3")})}
+def test_other_patient_ids_become_secondary_identifiers_only_with_an_issuer_system() -> None:
+    other = {
+        "00101002": el(
+            "SQ",
+            {"00100020": el("LO", "X-9"), "00100021": el("LO", "1.2.3")},
+            {"00100020": el("LO", "NO-ISSUER")},
+        )
+    }
     out = run([entry(1, instance(1, 1, extra=other))])
-    assert {"system": "urn:oid:1.2.3", "value": "X-9"} in out.patients[0]["identifier"]
+    identifiers = out.patients[0]["identifier"]
+    assert {"use": "secondary", "system": "urn:oid:1.2.3", "value": "X-9"} in identifiers
+    assert not any(i["value"] == "NO-ISSUER" for i in identifiers)
 
 
 def test_r5_shapes_validate_and_drop_interpreter() -> None:
