@@ -158,7 +158,7 @@ def read_issuer(dataset: DicomJson) -> tuple[str | None, dict[str, Any]]:
     "no issuer" is remembered too. Raises InvalidValueError for an unreadable issuer: guessing
     "no issuer" could link two people.
     """
-    text = dj.text(dataset, tags.ISSUER_OF_PATIENT_ID, 64)
+    text = dj.text(dataset, tags.ISSUER_OF_PATIENT_ID, 1024)
     universal = local = kind = None
     for item in dj.sequence(dataset, tags.ISSUER_OF_PATIENT_ID_QUALIFIERS_SEQUENCE)[:1]:
         universal = dj.text(item, tags.UNIVERSAL_ENTITY_ID, 1024)
@@ -190,7 +190,7 @@ def dicom_cast_key(dataset: DicomJson, value: str, options: MappingOptions) -> P
     its Patients are found under that key. Without it, DICOM Cast's key is `read_key`'s."""
     if not options.is_issuer_id_used:
         return None
-    return PatientKey(dj.text(dataset, tags.ISSUER_OF_PATIENT_ID, 64), value)
+    return PatientKey(dj.text(dataset, tags.ISSUER_OF_PATIENT_ID, 1024), value)
 
 
 def identity_keys(patient: Resource) -> list[PatientKey]:
