@@ -23,6 +23,7 @@ import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dicomcast.fhir.mapping.terminology import DCM, DICOM_UID, LOINC, RFC3986
 from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext
@@ -58,22 +59,29 @@ def dicom_cast_endpoint_names(address: str) -> tuple[str, ...]:
 
 
 def is_wado_endpoint(resource: Resource, names: Iterable[str]) -> bool:
-    """An Endpoint named exactly one of `names` with the `dicom-wado-rs` connection type (the FHIR
-    `name` search matches prefixes, so "…host/" also finds "…host/v1": the name is compared here)."""
-    if resource.get("resourceType") != "Endpoint" or resource.get("name") not in set(names):
+    """An Endpoint named one of `names` with the `dicom-wado-rs` connection type. The FHIR `name`
+    search matches prefixes ("…host/" also finds "…host/v1"), so the name is compared here, without
+    case: .NET wrote the host in lower case."""
+    if resource.get("resourceType") != "Endpoint":
+        return False
+    if str(resource.get("name", "")).lower() not in {name.lower() for name in names}:
         return False
     connection = resource.get("connectionType")
-    codings = connection if isinstance(connection, list) else [connection]
-    for item in codings:  # R4 Coding, or R5 CodeableConcepts
-        for coding in (item or {}).get("coding", [item]) if isinstance(item, dict) else ():
-            if isinstance(coding, dict) and coding.get("code") == "dicom-wado-rs":
-                return True
-    return False
+    concepts = connection if isinstance(connection, list) else [connection]  # R5 list, R4 one Coding
+    codings = [c for item in concepts if isinstance(item, dict) for c in item.get("coding", [item])]
+    return any(isinstance(c, dict) and c.get("code") == "dicom-wado-rs" for c in codings)
 
 
 def is_dicom_cast_study(study: Resource | None, context: SourceContext) -> bool:
     source = ((study or {}).get("meta") or {}).get("source")
-    return isinstance(source, str) and source in dicom_cast_addresses(context.source_uri)
+    wanted = {_canonical(address) for address in dicom_cast_addresses(context.source_uri)}
+    return isinstance(source, str) and _canonical(source) in wanted
+
+
+def _canonical(url: str) -> str:
+    """Scheme and host in lower case, as .NET's Uri writes them; the path as it is."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, parts.fragment))
 
 
 def adopted_study(existing: Resource | None, context: SourceContext, version: FhirVersion) -> Resource | None:

@@ -169,3 +169,15 @@ def test_wado_endpoint_name_must_match_exactly() -> None:
     assert legacy.is_wado_endpoint(cast, names)
     assert not legacy.is_wado_endpoint({**cast, "name": "DICOM WADO-RS endpoint https://dicom.test/v1"}, names)
     assert not legacy.is_wado_endpoint({**cast, "connectionType": {**connection, "code": "hl7-fhir-rest"}}, names)
+    r5 = {**cast, "connectionType": [{"coding": [connection]}]}
+    assert legacy.is_wado_endpoint(r5, names)
+    assert legacy.is_wado_endpoint(
+        cast, legacy.dicom_cast_endpoint_names("https://DICOM.test/v1")
+    )  # .NET lower-cased the host
+
+
+def test_dicom_cast_study_is_recognised_whatever_the_host_case() -> None:
+    study = {"meta": {"source": CAST_SOURCE}}
+    upper = SourceContext(source_uri="https://DICOM.test/v1", endpoint_reference="Endpoint/e")
+    assert legacy.is_dicom_cast_study(study, upper)
+    assert not legacy.is_dicom_cast_study({"meta": {"source": "https://dicom.test/other/"}}, upper)
