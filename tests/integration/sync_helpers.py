@@ -58,10 +58,11 @@ def start_dicomcast(args: list[str], env: dict[str, str], log: Path) -> subproce
     )
 
 
-def fetch_all(fhir: Peer, kind: str) -> list[dict[str, Any]]:
+def fetch_all(fhir: Peer, kind: str, token: str | None = None) -> list[dict[str, Any]]:
     resources: list[dict[str, Any]] = []
     url: str | None = f"{fhir.url}/{kind}?_count=200"
-    with httpx.Client(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=30, headers=headers) as client:
         while url:
             bundle = client.get(url).json()
             resources += [
@@ -71,9 +72,9 @@ def fetch_all(fhir: Peer, kind: str) -> list[dict[str, Any]]:
     return resources
 
 
-def snapshot(fhir: Peer) -> dict[str, dict[str, dict[str, Any]]]:
-    """kind -> id -> resource, for every kind dicomcast writes."""
-    return {kind: {r["id"]: r for r in fetch_all(fhir, kind)} for kind in KINDS}
+def snapshot(fhir: Peer, token: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """kind -> id -> resource, for every kind dicomcast writes (`token`: a server that wants one)."""
+    return {kind: {r["id"]: r for r in fetch_all(fhir, kind, token)} for kind in KINDS}
 
 
 def content(snap: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, str]]:
