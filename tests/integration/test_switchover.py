@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests import peers
-from tests.integration.azure_worker import azure_env, sync_once
+from tests.integration.azure_worker import azure_env
 from tests.integration.fhir_checks import by_uid, duplicates
 from tests.integration.sync_helpers import dicomcast, snapshot
 from tests.servers import fixtures
@@ -172,6 +172,7 @@ def test_switch_over_from_dicom_cast(
             "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
             "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
         }
+        served = len(azure.served)  # the DICOM Cast-pattern writer's reads come before
         result = dicomcast(["run", "--once"], env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         tables_after = tables_and_rows(tables.connection_string)
@@ -179,7 +180,7 @@ def test_switch_over_from_dicom_cast(
     output = result.stdout + result.stderr
 
     # No entry at or before DICOM Cast's checkpoint read again; everything after it read once.
-    read = azure.sequences_read_with_metadata()
+    read = [sequence for _, metadata, sequences in azure.served[served:] if metadata for sequence in sequences]
     assert read and min(read) == checkpoint + 1, read
     assert sorted(set(read)) == list(range(checkpoint + 1, checkpoint + 6))
     assert output.count("checkpoint carried over from DICOM Cast") == 1
@@ -228,16 +229,18 @@ def reference_run(azure: AzureDicomServer, tmp_path: Path) -> dict[str, Any]:
     """dicomcast alone, from the feed's start, into a fresh FHIR server: what 'exact' means."""
     peer = peers.start_fhir()
     try:
-        env = azure_env(
+        env = {k: v for k, v in os.environ.items() if "__" not in k and not k.startswith("APPLICATIONINSIGHTS")}
+        env |= azure_env(
             f"{azure.url}/v1",
             peer.url,
             tmp_path / "reference.db",
-            Patient__PatientSystemId="",
             DicomWeb__Authentication__Enabled="true",
             DicomWeb__Authentication__AuthenticationType="ManagedIdentity",
             DicomWeb__Authentication__ManagedIdentityCredential__Resource=DICOM_RESOURCE,
         )
-        assert sync_once(env).ok
+        del env["Patient__PatientSystemId"]  # DICOM Cast's default: none
+        result = dicomcast(["run", "--once"], env)
+        assert result.returncode == 0, result.stderr[-3000:]
         return snapshot(peer)
     finally:
         peer.stop()
