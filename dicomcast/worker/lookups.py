@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping import legacy
+from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.patient import identity_keys
 from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
@@ -62,15 +63,24 @@ def patient_keys_of(patient: Resource) -> list[PatientKey]:
 
 def patients_by_key(fhir: FhirClient, keys: Iterable[PatientKey]) -> dict[PatientKey, Resource]:
     """Patients by key. The server's token search also matches Other Patient IDs and ignores the
-    issuer: the hits are filtered here, and `fhir/mapping/identity.py` checks the issuer."""
+    issuer: the hits are filtered here, and `fhir/mapping/identity.py` checks the issuer. When
+    several Patients hold one key (duplicates made elsewhere), the choice is deterministic: the
+    one at dicomcast's own id for the key, else the smallest id, so a replay links the same one."""
     wanted = set(keys)
     found: dict[PatientKey, Resource] = {}
     for patient in fhir.search_by_identifiers("Patient", (k.search_token() for k in wanted)):
         for key in patient_keys_of(patient):
-            if key in wanted and key not in found:
-                found[key] = patient
             # A Patient found without a system (or DICOM Cast's "") matches a key without one.
+            if key in wanted and (key not in found or _preferred(patient, found[key], key)):
+                found[key] = patient
     return found
+
+
+def _preferred(candidate: Resource, held: Resource, key: PatientKey) -> bool:
+    ours = resource_id("Patient", key.system or "", key.value)
+    if held.get("id") == ours:
+        return False
+    return candidate.get("id") == ours or str(candidate.get("id", "")) < str(held.get("id", ""))
 
 
 def observations_of(fhir: FhirClient, study: Resource | None, study_uid: str) -> list[Resource]:

@@ -151,3 +151,42 @@ def test_patients_are_never_merged_nor_duplicated(
     after = snapshot(fhir_server)
     assert {pid: p["meta"]["versionId"] for pid, p in after["Patient"].items()} == before
     assert {n: subject_of(after, n) for n in range(1, 9)} == {n: subject_of(snap, n) for n in range(1, 9)}
+
+
+def test_dicom_cast_patient_under_the_raw_issuer_is_adopted_with_is_issuer_id_used(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+) -> None:
+    # DICOM Cast with Patient:IsIssuerIdUsed wrote the raw IssuerOfPatientID as the system.
+    checkpoint = azure.store(study(11, "P-500", "Echo^Eve", "F", "19800808", **issuer("HOSP_A")))
+    writer = DicomCastWriter(fhir_server.url, azure.url, is_issuer_id_used=True)
+    try:
+        writer.sync_feed(azure.url, checkpoint)
+    finally:
+        writer.close()
+    (eve,) = snapshot(fhir_server)["Patient"].values()
+    assert eve["identifier"] == [{"system": "HOSP_A", "value": "P-500"}]
+
+    azure.store_all(
+        [
+            study(12, "P-500", "Echo^Eve", "F", "19800808", **issuer("HOSP_A")),  # Eve again
+            study(13, "P-500", "Foxtrot^Fay", "F", "19660606", **issuer("HOSP_B")),  # another person
+        ]
+    )
+    store = tmp_path / "s.db"
+    endpoint = f"{azure.url}/v1"
+    set_checkpoint(store, f"azure:{endpoint}", checkpoint)
+    env = azure_env(endpoint, fhir_server.url, store, Patient__PatientSystemId="", Patient__IsIssuerIdUsed="true")
+    assert sync_once(env).ok
+    snap = snapshot(fhir_server)
+    assert subject_of(snap, 12) == subject_of(snap, 11) == eve["id"]  # adopted, not duplicated
+    adopted = snap["Patient"][eve["id"]]
+    assert {"system": "HOSP_A", "value": "P-500", "assigner": {"display": "HOSP_A"}} in adopted["identifier"]
+    assert adopted["birthDate"] == "1980-08-08"
+    fay = snap["Patient"][subject_of(snap, 13)]
+    assert fay["id"] != eve["id"] and fay["birthDate"] == "1966-06-06" and len(snap["Patient"]) == 2
+
+    before = {pid: p["meta"]["versionId"] for pid, p in snap["Patient"].items()}
+    set_checkpoint(store, f"azure:{endpoint}", 0)
+    assert sync_once(env).ok
+    after = snapshot(fhir_server)
+    assert {pid: p["meta"]["versionId"] for pid, p in after["Patient"].items()} == before

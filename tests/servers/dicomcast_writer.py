@@ -80,11 +80,13 @@ class DicomCastWriter:
         patient_system_id: str = "",
         generate_observations: bool = True,
         token: str | None = None,
+        is_issuer_id_used: bool = False,
     ) -> None:
         headers = {"Accept": "application/fhir+json"} | ({"Authorization": f"Bearer {token}"} if token else {})
         self.fhir = httpx.Client(base_url=fhir_url, timeout=60, headers=headers)
         self.endpoint = dotnet_uri_string(dicom_web_endpoint)
         self.patient_system = patient_system_id
+        self.is_issuer_id_used = is_issuer_id_used  # Patient:IsIssuerIdUsed: the raw issuer is the system
         self.generate_observations = generate_observations
         self.transactions = 0
 
@@ -157,13 +159,12 @@ class DicomCastWriter:
         patient_id = _value(metadata, "00100020")
         if not patient_id:
             raise AssertionError("DICOM Cast fails entries without PatientID")
-        token = f"{self.patient_system}|{patient_id}"
+        system = str(_value(metadata, "00100021") or "") if self.is_issuer_id_used else self.patient_system
+        token = f"{system}|{patient_id}"
         existing = self._search("Patient", {"identifier": token})
         patient = dict(existing) if existing else {"resourceType": "Patient"}
         if existing is None:
-            identifier = (
-                {"system": self.patient_system, "value": patient_id} if self.patient_system else {"value": patient_id}
-            )
+            identifier = {"system": system, "value": patient_id} if system else {"value": patient_id}
             patient["identifier"] = [identifier]
             birth = _value(metadata, "00100030")
             if birth and len(birth) == 8:
