@@ -100,7 +100,7 @@ class AzureChangeFeedSource(ChangeSource):
             log.warning(
                 "DicomWeb:Endpoint has no API version: reading change feed v1, as DICOM Cast did. "
                 "v2 is recommended (it has update actions): set it to <service URL>/v2; the v1 "
-                "checkpoint is carried over on the first v2 start (README: Moving from DICOM Cast)",
+                "checkpoint is carried over on the first v2 start (README, Checkpoints)",
                 endpoint=redact_url(self.public.url),
             )
         max_limit = V1_MAX_LIMIT if self.version == 1 else V2_MAX_LIMIT

@@ -266,3 +266,18 @@ def test_check_reads_the_dicomcast_checkpoint(tables: azurite.Azurite, tmp_path:
     (line,) = [line for line in run_checks(environ=environ) if line.name.startswith("DICOM Cast checkpoint")]
     assert line.status is Status.OK and "SyncedSequence 4242" in line.detail
     assert f"{PREFIX}SyncStateTable" in line.name and azurite.ACCOUNT_KEY not in line.render()
+
+
+@pytest.mark.parametrize("version", ["", "/v2"])
+def test_dicomcast_checkpoint_inside_a_sequence_gap(
+    azure: AzureDicomServer, tables: azurite.Azurite, fhir_server: peers.Peer, tmp_path: Path, version: str
+) -> None:
+    """DICOM Cast stepped over gaps by 10 (its SyncedSequence may name no entry): nothing after the
+    gap is lost, nothing before it is read again."""
+    azure.store_all(generate_studies(1, 3, seed=51))  # 1-3
+    azure.skip_sequences(30)
+    later = azure.store_all(generate_studies(1, 2, seed=52))  # 34-35
+    write_sync_state(tables.connection_string, 13, PREFIX)  # inside the gap
+    env = _table_env(f"{azure.url}{version}", fhir_server, tmp_path / "s.db", tables.connection_string)
+    assert sync_once(env).ok
+    assert sorted(azure.sequences_read_with_metadata()) == later
