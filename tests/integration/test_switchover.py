@@ -14,6 +14,7 @@ versionId), DICOM Cast's tables not written, no token, key or PHI in the output 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +101,9 @@ def normalized(resource: dict[str, Any], snap: dict[str, Any]) -> dict[str, Any]
             return f"Patient|{target['identifier'][0]['value']}"
         if kind == "Endpoint" and target:
             return f"Endpoint|{target['address']}"
-        return kind
+        if kind in ("ImagingStudy", "Observation") and target:  # named by their DICOM UIDs
+            return f"{kind}|{target['identifier'][0]['value']}"
+        return value if kind not in snap else f"{kind}|missing"
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
@@ -212,8 +215,19 @@ def test_switch_over_from_dicom_cast(
     theirs = {i["uid"]: i for s in by_uid(reference)[touched_uid]["series"] for i in s["instance"]}
     assert mine[uids(new_instance)[2]] == theirs[uids(new_instance)[2]]
     assert touched["numberOfInstances"] == 4 == len(mine)
-    dose_after = [o for o in after["Observation"].values() if o["status"] == "final"]
-    assert len(dose_after) == len(after["Observation"]) == 3  # DICOM Cast's 3 replaced by dicomcast's 3
+    (endpoint,) = after["Endpoint"].values()
+    (expected_endpoint,) = reference["Endpoint"].values()
+    assert normalized(endpoint, after) == normalized(expected_endpoint, reference)  # DICOM Cast's, renamed
+    new_patient = studies_after[new_uid]["subject"]["reference"].split("/")[1]
+    expected_patient = by_uid(reference)[new_uid]["subject"]["reference"].split("/")[1]
+    assert normalized(after["Patient"][new_patient], after) == normalized(
+        reference["Patient"][expected_patient], reference
+    )
+    # DICOM Cast's 3 dose Observations replaced by exactly what dicomcast alone writes.
+    assert sorted(json.dumps(normalized(o, after), sort_keys=True) for o in after["Observation"].values()) == sorted(
+        json.dumps(normalized(o, reference), sort_keys=True) for o in reference["Observation"].values()
+    )
+    assert len(after["Observation"]) == 3
 
     # Nothing secret or personal in the output or in what went to Application Insights.
     secrets = {*tokens.values(), azurite.ACCOUNT_KEY, "dicom-mi-token", "fhir-mi-token"}

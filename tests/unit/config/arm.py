@@ -34,6 +34,7 @@ class Evaluator:
     parameter_values: dict[str, Any] = field(default_factory=dict)  # a nested template's inputs
     used_parameters: set[str] = field(default_factory=set)
     used_variables: set[str] = field(default_factory=set)
+    resource_ids: set[str] = field(default_factory=set)  # every resourceId(...) the template names
 
     def evaluate(self, value: Any) -> Any:
         if isinstance(value, str) and value.startswith("[") and not value.startswith("[["):
@@ -83,7 +84,7 @@ class Evaluator:
             "createArray": lambda *a: list(a),
             "createObject": lambda *a: dict(zip(a[::2], a[1::2], strict=True)),
             "if": lambda condition, yes, no: {"if": condition, "then": yes, "else": no},
-            "resourceId": self._resource_id,
+            "resourceId": self._resource_id_used,
             "subscriptionResourceId": lambda kind, *names: interleave(kind, list(names)),
             "extensionResourceId": lambda scope, kind, *names: f"{scope}/providers/{interleave(kind, list(names))}",
         }
@@ -99,6 +100,11 @@ class Evaluator:
         self.used_variables.add(name)
         assert name in self.variables, f"variables('{name}') is not declared"
         return self.evaluate(self.variables[name])
+
+    def _resource_id_used(self, *args: str) -> str:
+        found = self._resource_id(*args)
+        self.resource_ids.add(found)
+        return found
 
     @staticmethod
     def _resource_id(*args: str) -> str:

@@ -126,6 +126,20 @@ def test_every_depends_on_target_is_in_the_template_and_the_order_is_acyclic() -
     assert order[-1] == resource_path(container_group(), evaluator())
 
 
+# Resources the template names but does not deploy: they exist before it (the operator's).
+EXTERNAL = ("Microsoft.HealthcareApis/workspaces/", "Microsoft.ContainerRegistry/registries/")
+
+
+def test_every_resource_id_names_a_resource_of_the_template_or_an_existing_one() -> None:
+    ev = evaluator()
+    ev.evaluate(TEMPLATE["resources"])
+    ev.evaluate(TEMPLATE["outputs"])
+    declared = {resource_path(r, evaluator()) for r in all_resources()}
+    for named in ev.resource_ids:
+        assert named in declared or named.startswith(EXTERNAL), f"resourceId names nothing deployed: {named}"
+    assert len(ev.resource_ids) >= 8  # identity, vault, policies, server, database, rules, logs, services
+
+
 def test_identity_access_roles_and_store_exist_before_the_container_starts() -> None:
     graph, paths = dependency_graph()
     group_path = resource_path(container_group(), evaluator())
