@@ -229,6 +229,12 @@ def test_switch_over_from_dicom_cast(
     )
     assert len(after["Observation"]) == 3
 
+    counts = {kind: f"{len(before[kind])}->{len(after[kind])}" for kind in before}
+    print(  # the figures for the record (pytest -s)
+        f"switch-over: imported checkpoint {checkpoint}, read {min(read)}-{max(read)} ({len(read)} entries), "
+        f"resources {counts}, duplicates {len(duplicates(after))}, untouched studies unchanged {len(untouched_uids)}"
+    )
+
     # Nothing secret or personal in the output or in what went to Application Insights.
     secrets = {*tokens.values(), azurite.ACCOUNT_KEY, "dicom-mi-token", "fhir-mi-token"}
     phi = phi_of([*early, *late_study, dose_ct])
