@@ -78,12 +78,13 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 @click.pass_context
 @operator_errors
 def run(ctx: click.Context, once: bool) -> None:
-    """Sync continuously (or --once)."""
+    """Sync continuously (or --once).
+
+    `run` waits for unreachable or refusing dependencies (worker/availability.py) and exits only on
+    invalid configuration (78); `run --once` exits 69/77 when a dependency fails."""
     from dicomcast import telemetry
     from dicomcast.store.durability import warn_if_ephemeral_store
-    from dicomcast.worker.build import build
-    from dicomcast.worker.runner import Runner, install_signal_handlers, make_workers, run_once
-    from dicomcast.worker.state import WorkerState
+    from dicomcast.worker.runner import install_signal_handlers
 
     settings = settings_of(ctx).settings
     if telemetry.configure(settings.application_insights):
@@ -91,25 +92,54 @@ def run(ctx: click.Context, once: bool) -> None:
     warn_if_ephemeral_store(settings.store.connection_string)
     stop_event = threading.Event()
     install_signal_handlers(stop_event)
-    parts = build(settings, stop_event)
-    state = WorkerState()
-    workers = make_workers(parts.contexts, state, settings.worker.lease_duration)
-    log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
     try:
         if once:
-            reports = run_once(workers, reconcile_interval=settings.worker.reconcile_interval)
-            for report in reports:
-                log.info("caught up" if report.ok else "cycle failed", **vars(report))
-            if not all(r.ok for r in reports):
-                sys.exit(int(ExitCode.UNAVAILABLE))
-            return
-        from dicomcast.worker.health import start_http_server_if_configured
+            _run_once(settings, stop_event)
+        else:
+            _run_continuously(settings, stop_event)
+    finally:
+        telemetry.flush()  # spans of a short `run --once` are exported before it exits
 
-        start_http_server_if_configured(settings.worker, state, parts)
+
+def _run_once(settings: Settings, stop_event: threading.Event) -> None:
+    from dicomcast.worker.build import build
+    from dicomcast.worker.runner import make_workers, run_once
+    from dicomcast.worker.state import WorkerState
+
+    parts = build(settings, stop_event)
+    try:
+        log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
+        workers = make_workers(parts.contexts, WorkerState(), settings.worker.lease_duration)
+        reports = run_once(workers, reconcile_interval=settings.worker.reconcile_interval)
+        for report in reports:
+            log.info("caught up" if report.ok else "cycle failed", **vars(report))
+        if not all(r.ok for r in reports):
+            sys.exit(int(ExitCode.UNAVAILABLE))
+    finally:
+        parts.close()
+
+
+def _run_continuously(settings: Settings, stop_event: threading.Event) -> None:
+    from dicomcast.worker.availability import Availability, StopRequested
+    from dicomcast.worker.build import build_when_available
+    from dicomcast.worker.health import attach, start_http_server_if_configured
+    from dicomcast.worker.runner import Runner, make_workers
+    from dicomcast.worker.state import WorkerState
+
+    state, availability = WorkerState(), Availability()
+    server = start_http_server_if_configured(settings.worker, state, availability=availability)
+    try:
+        parts = build_when_available(settings, stop_event, availability)
+    except StopRequested:
+        log.info("stopped while waiting for dependencies")
+        return
+    try:
+        log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
+        workers = make_workers(parts.contexts, state, settings.worker.lease_duration, availability=availability)
+        attach(server, settings.worker, parts)
         Runner(workers, settings.worker, stop_event).run()
     finally:
         parts.close()
-        telemetry.flush()  # spans of a short `run --once` are exported before it exits
 
 
 @main.command()

@@ -66,12 +66,12 @@ class Peer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_orthanc(workdir: Path | None = None) -> Peer:
-    """Orthanc + DICOMweb plugin with Basic auth, StableAge 1 s, DICOM port off."""
+def start_orthanc(workdir: Path | None = None, port: int | None = None) -> Peer:
+    """Orthanc + DICOMweb plugin with Basic auth, StableAge 1 s, DICOM port off (on `port` if given)."""
     if not Path(ORTHANC).exists():
         raise RuntimeError("Orthanc is not installed: run scripts/setup.sh (apt-get install orthanc orthanc-dicomweb)")
     work = workdir or Path(tempfile.mkdtemp(prefix="dicomcast-orthanc-"))
-    port = free_port()
+    port = port or free_port()
     config = {
         "Name": "dicomcast-test",
         "StorageDirectory": str(work / "db"),
@@ -98,12 +98,12 @@ def start_orthanc(workdir: Path | None = None) -> Peer:
     return Peer(process, work, url, log, {"username": ORTHANC_USER, "password": ORTHANC_PASSWORD})
 
 
-def start_fhir(workdir: Path | None = None, token: str | None = None) -> Peer:
-    """sekmet-fhir (FHIR R4, SQLite) with auth none, or a static bearer token."""
+def start_fhir(workdir: Path | None = None, token: str | None = None, port: int | None = None) -> Peer:
+    """sekmet-fhir (FHIR R4, SQLite) with auth none, or a static bearer token (on `port` if given)."""
     if not SEKMET.exists():
         raise RuntimeError(f"sekmet-fhir is not installed at {SEKMET}: run scripts/setup.sh")
     work = workdir or Path(tempfile.mkdtemp(prefix="dicomcast-fhir-"))
-    port = free_port()
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     auth = f"{{types: [bearer], tokens: [{token}]}}" if token else "{types: [none]}"
     (work / "settings.yaml").write_text(

@@ -7,19 +7,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from sqlalchemy import Engine
 
 from dicomcast.auth import build_auth
 from dicomcast.config.settings import ServerType, Settings, SourceSettings, TableStoreSettings
 from dicomcast.dicom.azure import AzureChangeFeedSource
 from dicomcast.dicom.models import ChangeSource
 from dicomcast.dicom.orthanc import OrthancSource, orthanc_root
-from dicomcast.errors import ConfigError, DicomcastError
+from dicomcast.errors import ConfigError, DicomcastError, StoreError
 from dicomcast.fhir.client import Capabilities, FhirClient
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
 from dicomcast.http import make_client
 from dicomcast.logs import get_logger
 from dicomcast.store import Store, is_migrated, make_engine, migrate
 from dicomcast.worker import metrics
+from dicomcast.worker.availability import Availability, wait_until_available
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
 
@@ -98,6 +100,25 @@ def open_store(settings: Settings, *, migrate_store: bool = True) -> Store:
     return Store(engine)
 
 
+def _store_engine(settings: Settings) -> Engine:
+    """The engine of Store:ConnectionString; a URL no driver can use is configuration (exit 78)."""
+    try:
+        return make_engine(settings.store.connection_string)
+    except StoreError as exc:
+        raise ConfigError(
+            [
+                f"{exc}; set env Store__ConnectionString or Key Vault secret Store--ConnectionString "
+                "to a sqlite:/// or postgresql+psycopg:// URL"
+            ]
+        ) from None
+
+
+def _migrated_store(engine: Engine) -> Store:
+    if not is_migrated(engine):
+        migrate(engine)
+    return Store(engine)
+
+
 @dataclass
 class Parts:
     store: Store
@@ -121,24 +142,57 @@ def build(settings: Settings, stop_event: threading.Event | None = None, *, veri
     capabilities = call_with_retry(fhir.capabilities, max_attempts=3, budget=STARTUP_BUDGET, stop_event=event)
     options = mapping_options(settings, capabilities.version)
     contexts = [
-        SyncContext(
-            source=change_source(source, settings),
-            fhir=fhir,
-            store=store,
-            options=options,
-            max_concurrent_studies=settings.worker.max_concurrent_studies,
-            max_batch_entries=settings.worker.max_batch_entries,
-            retry_attempts=settings.retry.max_attempts,
-            retry_budget=settings.retry.total_retry_duration,
-            stop_event=event,
-            dicomcast_table=dicomcast_table(settings),
-        )
+        _context(change_source(source, settings), settings, fhir, store, options, event)
         for source in settings.effective_sources()
     ]
     parts = Parts(store, fhir, capabilities, contexts)
     if verify:
         _verify_sources(contexts, event)
     return parts
+
+
+def build_when_available(settings: Settings, stop_event: threading.Event, availability: Availability) -> Parts:
+    """What `run` needs, waiting (capped exponential backoff, availability.py) for the store and the
+    FHIR server instead of failing: a deployment's dependencies and role assignments come up in any
+    order. Settings are checked first (ConfigError, exit 78); a stop request raises StopRequested.
+    The sources are not read here: each cycle reads its own and a failing one waits on its own."""
+    engine = _store_engine(settings)
+    sources = [change_source(source, settings) for source in settings.effective_sources()]
+    fhir = fhir_client(settings)
+    try:
+        store = wait_until_available("store", lambda: _migrated_store(engine), availability, stop_event)
+        capabilities = wait_until_available("FHIR server", fhir.capabilities, availability, stop_event)
+    except BaseException:
+        for source in sources:
+            source.close()
+        fhir.http.close()
+        engine.dispose()
+        raise
+    options = mapping_options(settings, capabilities.version)
+    contexts = [_context(source, settings, fhir, store, options, stop_event) for source in sources]
+    return Parts(store, fhir, capabilities, contexts)
+
+
+def _context(
+    source: ChangeSource,
+    settings: Settings,
+    fhir: FhirClient,
+    store: Store,
+    options: MappingOptions,
+    event: threading.Event,
+) -> SyncContext:
+    return SyncContext(
+        source=source,
+        fhir=fhir,
+        store=store,
+        options=options,
+        max_concurrent_studies=settings.worker.max_concurrent_studies,
+        max_batch_entries=settings.worker.max_batch_entries,
+        retry_attempts=settings.retry.max_attempts,
+        retry_budget=settings.retry.total_retry_duration,
+        stop_event=event,
+        dicomcast_table=dicomcast_table(settings),
+    )
 
 
 def _verify_sources(contexts: list[SyncContext], event: threading.Event) -> None:

@@ -1,7 +1,9 @@
 """The health and metrics listener (DicomCastWorker:HttpHost / :HttpPort; off when HttpPort is unset).
 
     GET /healthz   200 while the loop is alive: every source finished a cycle or a page recently
-    GET /readyz    200 when every source's last cycle succeeded, its lease is held, and the store answers
+    GET /readyz    200 when every source's last cycle succeeded, its lease is held, and the store answers;
+                   503 while starting or while a dependency is unavailable, with the reason (service,
+                   error class, status code: never text a server sent)
     GET /metrics   Prometheus text exposition of dicomcast.worker.metrics.REGISTRY
 
 A stdlib server in a daemon thread: the probes are tiny and must keep answering while the loop's
@@ -26,6 +28,7 @@ from dicomcast.config.settings import WorkerSettings
 from dicomcast.errors import ConfigError
 from dicomcast.logs import get_logger
 from dicomcast.worker import metrics
+from dicomcast.worker.availability import Availability
 from dicomcast.worker.lag import LagMonitor
 from dicomcast.worker.state import WorkerState
 
@@ -69,16 +72,25 @@ def _source_problem(state: WorkerState, name: str) -> str | None:
     return None
 
 
-def readiness(state: WorkerState, sources: Sequence[str], store_problem: str | None) -> Verdict:
+def readiness(
+    state: WorkerState, sources: Sequence[str], store_problem: str | None, unavailable: dict[str, str] | None = None
+) -> Verdict:
     report: dict[str, Any] = {}
-    ready = store_problem is None
+    ready = store_problem is None and not unavailable
     for name in sources:
         problem = _source_problem(state, name)
         ready &= problem is None
         status = state.status(name)
         report[name] = {"ready": problem is None, "problem": problem, "checkpoint": status.checkpoint}
     body = {"status": "ready" if ready else "not ready", "store": store_problem or "ok", "sources": report}
+    if unavailable:
+        body["unavailable"] = dict(unavailable)
     return Verdict(ready, body)
+
+
+def starting(unavailable: dict[str, str]) -> Verdict:
+    """Not ready: `run` is still waiting for its store or FHIR server (or building its parts)."""
+    return Verdict(False, {"status": "starting", "unavailable": unavailable, "sources": {}})
 
 
 def store_problem(engine: Engine) -> str | None:
@@ -93,19 +105,25 @@ def store_problem(engine: Engine) -> str | None:
 
 @dataclass
 class Probes:
-    """What the listener answers, bound to the running worker's state."""
+    """What the listener answers, bound to the running worker's state. Before the worker's parts are
+    built (`engine` None: waiting for the store or the FHIR server) /healthz says alive and /readyz
+    says starting, with what is unavailable."""
 
     state: WorkerState
     sources: list[str]
-    engine: Engine
+    engine: Engine | None
     limit: timedelta
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    availability: Availability | None = None
 
     def healthz(self) -> Verdict:
         return liveness(self.state, self.sources, self.clock(), self.limit)
 
     def readyz(self) -> Verdict:
-        return readiness(self.state, self.sources, store_problem(self.engine))
+        unavailable = self.availability.problems() if self.availability else {}
+        if self.engine is None:
+            return starting(unavailable)
+        return readiness(self.state, self.sources, store_problem(self.engine), unavailable)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -173,21 +191,31 @@ class HealthServer:
         self.httpd.server_close()
 
 
-def start_http_server_if_configured(settings: WorkerSettings, state: WorkerState, parts: Any) -> HealthServer | None:
-    """Serve /healthz, /readyz and /metrics when DicomCastWorker:HttpPort is set; also start the
-    feed-lag refresher that feeds /metrics. `parts` is worker.build.Parts."""
+def start_http_server_if_configured(
+    settings: WorkerSettings, state: WorkerState, parts: Any = None, availability: Availability | None = None
+) -> HealthServer | None:
+    """Serve /healthz, /readyz and /metrics when DicomCastWorker:HttpPort is set. `run` starts it
+    before waiting for its dependencies (parts None) and `attach`es the parts once they are built."""
     if settings.http_port is None:
         return None
-    contexts = list(parts.contexts)
-    budget = max((ctx.retry_budget for ctx in contexts), default=timedelta(minutes=2))
-    probes = Probes(
-        state=state,
-        sources=[ctx.source.name for ctx in contexts],
-        engine=parts.store.engine,
-        limit=stuck_after(settings, budget),
-    )
+    probes = Probes(state=state, sources=[], engine=None, limit=timedelta(0), availability=availability)
     server = HealthServer(settings.http_host, settings.http_port, probes).start()
+    log.info("http listener", host=server.host, port=server.port, paths=["/healthz", "/readyz", "/metrics"])
+    if parts is not None:
+        attach(server, settings, parts)
+    return server
+
+
+def attach(server: HealthServer | None, settings: WorkerSettings, parts: Any) -> None:
+    """Bind the probes to the built worker (`parts` is worker.build.Parts) and start the feed-lag
+    refresher that feeds /metrics."""
+    if server is None:
+        return
+    contexts = list(parts.contexts)
     stop = contexts[0].stop_event if contexts else threading.Event()
     LagMonitor(contexts, settings.poll_interval, stop).start()
-    log.info("http listener", host=server.host, port=server.port, paths=["/healthz", "/readyz", "/metrics"])
-    return server
+    budget = max((ctx.retry_budget for ctx in contexts), default=timedelta(minutes=2))
+    probes = server.httpd.probes
+    probes.limit = stuck_after(settings, budget)
+    probes.sources = [ctx.source.name for ctx in contexts]
+    probes.engine = parts.store.engine

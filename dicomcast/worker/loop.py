@@ -16,6 +16,7 @@ from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure
 from dicomcast.worker import faults, metrics
+from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
@@ -42,29 +43,42 @@ class CycleReport:
 
 
 class SourceWorker:
-    def __init__(self, ctx: SyncContext, state: WorkerState, owner: str, lease_duration_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        ctx: SyncContext,
+        state: WorkerState,
+        owner: str,
+        lease_duration_s: float = 60.0,
+        availability: Availability | None = None,
+    ) -> None:
         self.ctx = ctx
         self.state = state
         self.owner = owner
         self.lease_duration_s = lease_duration_s
         self.name = ctx.source.name
+        self.availability = availability or Availability()
 
     def run_cycle(self) -> CycleReport:
-        """Sync until caught up (or stopped). Never raises for upstream trouble: reports it."""
+        """Sync until caught up (or stopped). Never raises for upstream trouble: reports it. A failure
+        is logged when it starts or changes (availability.py), not on every cycle it lasts."""
         report = CycleReport(self.name)
         status = self.state.status(self.name)
+        reason = None
         try:
             if self._hold_lease():
                 self._sync_until_caught_up(report)
             else:
                 report.waiting_for_lease = True  # a hot standby: alive, not stuck
         except DicomcastError as exc:
-            report.ok, report.error = False, str(exc)
-            log.error("cycle failed; checkpoint kept, retrying next cycle", source=self.name, error=str(exc))
+            report.ok, report.error, reason = False, str(exc), safe_reason(exc)
+            self.availability.down(f"source {self.name}", exc)
         except Exception as exc:  # a bug must not silently end this source's schedule
             report.ok, report.error = False, f"unexpected {type(exc).__name__}"
+            reason = report.error
             log.exception("cycle failed unexpectedly; checkpoint kept, retrying next cycle", source=self.name)
-        status.last_cycle_ok, status.last_cycle_at, status.last_error = report.ok, datetime.now(UTC), report.error
+        if report.ok:
+            self.availability.up(f"source {self.name}")
+        status.last_cycle_ok, status.last_cycle_at, status.last_error = report.ok, datetime.now(UTC), reason
         metrics.CYCLE_OK.labels(self.name).set(1 if report.ok else 0)
         return report
 

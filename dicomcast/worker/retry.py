@@ -40,8 +40,9 @@ class _WaitHonouringRetryAfter:
 
 
 def _log_retry(state: RetryCallState) -> None:
+    """Debug only: an outage is logged once when it starts and ends (availability.py), not per attempt."""
     error = state.outcome.exception() if state.outcome else None
-    log.warning("retrying", attempt=state.attempt_number, error=str(error), wait_s=round(state.upcoming_sleep, 2))
+    log.debug("retrying", attempt=state.attempt_number, error=str(error), wait_s=round(state.upcoming_sleep, 2))
 
 
 class _StopOnEvent(stop_base):

@@ -21,6 +21,7 @@ from apscheduler.triggers.date import DateTrigger
 from dicomcast.config.settings import WorkerSettings
 from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
+from dicomcast.worker.availability import Availability, Backoff
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import make_owner
 from dicomcast.worker.loop import CycleReport, SourceWorker
@@ -59,6 +60,7 @@ class Runner:
         self.settings = settings
         self.stop_event = stop_event
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.backoffs = {worker.name: Backoff() for worker in workers}
 
     def run(self) -> None:
         """Block until stopped; one failing source never stops the others."""
@@ -85,15 +87,28 @@ class Runner:
         )
 
     def _cycle(self, worker: SourceWorker) -> None:
-        report = worker.run_cycle()
-        _reconcile_after(worker, report, self.settings.reconcile_interval)
+        """One cycle, then the next is scheduled whatever happened (a job that raised would end
+        the source's schedule). Failed cycles back off exponentially, up to availability.RETRY_CAP."""
+        delay = self.settings.poll_interval
+        try:
+            report = worker.run_cycle()
+            _reconcile_after(worker, report, self.settings.reconcile_interval)
+            delay = self._delay_after(worker, report)
+        except Exception:  # run_cycle reports its errors; this is a bug in the code around it
+            log.exception("cycle scheduling failed; retrying at the poll interval", source=worker.name)
+        finally:
+            self._schedule(worker, delay)
+
+    def _delay_after(self, worker: SourceWorker, report: CycleReport) -> timedelta:
+        backoff = self.backoffs[worker.name]
+        if not report.ok:
+            return max(self.settings.poll_interval, timedelta(seconds=backoff.next_delay()))
+        backoff.reset()
         if report.waiting_for_lease:
-            delay = min(self.settings.poll_interval, self.settings.lease_duration / 2)
-        elif report.ok and not report.caught_up:
-            delay = self.settings.poll_interval_during_catchup
-        else:
-            delay = self.settings.poll_interval
-        self._schedule(worker, delay)
+            return min(self.settings.poll_interval, self.settings.lease_duration / 2)
+        if not report.caught_up:
+            return self.settings.poll_interval_during_catchup
+        return self.settings.poll_interval
 
     def _shutdown(self) -> None:
         """Let the page in hand finish within the grace period; past it, abandon it (its checkpoint
@@ -105,7 +120,10 @@ class Runner:
         if waiter.is_alive():
             log.warning("grace period over: work in hand abandoned, checkpoint kept")
         for worker in self.workers:
-            worker.release()
+            try:
+                worker.release()
+            except DicomcastError as exc:  # the store is down: the lease simply expires
+                log.warning("lease not released", source=worker.name, error=str(exc))
         log.info("stopped", seconds=round(time.monotonic() - started, 2))
 
 
@@ -123,6 +141,8 @@ def make_workers(
     state: WorkerState,
     lease_duration: timedelta,
     owner_factory: Callable[[], str] = make_owner,
+    availability: Availability | None = None,
 ) -> list[SourceWorker]:
     owner = owner_factory()
-    return [SourceWorker(ctx, state, owner, lease_duration.total_seconds()) for ctx in contexts]
+    board = availability or Availability()
+    return [SourceWorker(ctx, state, owner, lease_duration.total_seconds(), board) for ctx in contexts]

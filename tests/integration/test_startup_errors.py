@@ -1,4 +1,6 @@
-"""A wrong endpoint or credential is one clear line and a non-zero exit at start-up, no traceback."""
+"""A wrong endpoint or credential is one clear line and a non-zero exit from `run --once` (and `run`
+for invalid settings), no traceback. `run` itself waits out unreachable or refusing servers
+(test_stay_up.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def test_wrong_orthanc_password(orthanc: peers.Peer, fhir_server: peers.Peer, tm
     env = orthanc_env(orthanc, fhir_server, tmp_path / "s.db")
     env["DicomWeb__Authentication__BasicCredential__Password"] = "not-the-password"
 
-    result = dicomcast(["run"], env, timeout=60)
+    result = dicomcast(["run", "--once"], env, timeout=60)
 
     assert result.returncode == 77
     lines = _only_error_lines(result.stderr)
@@ -34,7 +36,7 @@ def test_fhir_server_not_there(orthanc: peers.Peer, fhir_server: peers.Peer, tmp
     env = orthanc_env(orthanc, fhir_server, tmp_path / "s.db")
     env["Fhir__Endpoint"] = f"http://127.0.0.1:{peers.free_port()}/fhir"
 
-    result = dicomcast(["run"], env, timeout=60)
+    result = dicomcast(["run", "--once"], env, timeout=60)
 
     assert result.returncode == 69
     lines = _only_error_lines(result.stderr)
@@ -66,3 +68,19 @@ def test_invalid_settings_one_line_each_with_env_and_secret_names(tmp_path: Path
     lines = _only_error_lines(result.stderr)
     assert any("DicomCastWorker__PollInterval" in line and "DicomCastWorker--PollInterval" in line for line in lines)
     assert any("DicomCastWorker__BatchSize" in line for line in lines)
+
+
+def test_run_exits_78_on_invalid_settings_even_while_servers_are_down(tmp_path: Path) -> None:
+    env = {
+        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com",
+        "Fhir__Endpoint": f"http://127.0.0.1:{peers.free_port()}/fhir",  # nothing listens: not waited for
+        "Store__ConnectionString": f"sqlite:///{tmp_path / 's.db'}",
+        "PATH": "/usr/bin:/bin",
+    }
+    assert dicomcast(["run"], env, timeout=60).returncode == 78
+
+    env["DicomWeb__Endpoint"] = "https://example-dicom.dicom.azurehealthcareapis.com/v2"
+    env["Store__ConnectionString"] = "mongodb://127.0.0.1/dicomcast"
+    result = dicomcast(["run"], env, timeout=60)
+    assert result.returncode == 78
+    assert "Store__ConnectionString" in result.stderr and "Traceback" not in result.stderr
