@@ -18,30 +18,43 @@ import click
 
 from dicomcast.config import LoadedSettings, Settings, load_settings
 from dicomcast.errors import ConfigError, DicomcastError, ExitCode
-from dicomcast.logs import configure_logging, get_logger
+from dicomcast.logs import configure_from_environment, configure_logging, get_logger, json_enabled
 from dicomcast.urls import redact_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = get_logger("dicomcast.cli")
 
 
-def fail(message: str, code: ExitCode) -> None:
-    for line in redact_text(message).splitlines() or [message]:
-        click.echo(f"dicomcast: {line}", err=True)
+def fail(message: str, code: ExitCode, error: str | None = None) -> None:
+    """The operator's error: one line per problem on stderr, or one JSON line on stdout when logs
+    are JSON (Logging:Format), then the exit code."""
+    lines = redact_text(message).splitlines() or [redact_text(message)]
+    if json_enabled():
+        details = {"problems": lines[1:]} if lines[1:] else {}
+        log.error(lines[0].rstrip(":"), error_class=error, exit_code=int(code), **details)
+    else:
+        for line in lines:
+            click.echo(f"dicomcast: {line}", err=True)
     sys.exit(int(code))
 
 
 def operator_errors(fn: F) -> F:
-    """Turn dicomcast's errors into one line per problem and the documented exit code."""
+    """Turn dicomcast's errors into one line per problem and the documented exit code; anything
+    else is a bug: logged with its type and stack, exit 1."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code)
+            fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code, type(exc).__name__)
         except DicomcastError as exc:
-            fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
+            fail(f"{type(exc).__name__}: {exc}", exc.exit_code, type(exc).__name__)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            log.exception("unexpected error", error_class=type(exc).__name__)
+            sys.exit(int(ExitCode.UNEXPECTED))
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -70,6 +83,7 @@ def settings_of(ctx: click.Context) -> LoadedSettings:
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """Keeps a FHIR server in step with a DICOM server's change feed."""
+    configure_from_environment()  # the settings may not load: their error is logged in this format
     ctx.ensure_object(dict)["config_file"] = config_file
 
 
@@ -84,11 +98,13 @@ def run(ctx: click.Context, once: bool) -> None:
     invalid configuration (78); `run --once` exits 69/77 when a dependency fails."""
     from dicomcast import telemetry
     from dicomcast.store.durability import warn_if_ephemeral_store
+    from dicomcast.worker import faults
     from dicomcast.worker.runner import install_signal_handlers
 
     settings = settings_of(ctx).settings
     if telemetry.configure(settings.application_insights):
         log.info("telemetry to Azure Monitor (Application Insights)")
+    faults.unexpected_at_start()  # off unless a test sets DICOMCAST_FAULT_UNEXPECTED
     warn_if_ephemeral_store(settings.store.connection_string)
     stop_event = threading.Event()
     install_signal_handlers(stop_event)

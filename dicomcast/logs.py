@@ -1,5 +1,11 @@
 """Logging: one JSON line per unit of work to stdout (human-readable on a terminal).
 
+One style: structlog renders everything. The standard library's loggers (httpx, the Azure SDK,
+APScheduler, Alembic, Python warnings, uncaught exceptions in threads) go through the same
+processors to the same stream, so with `Logging:Format=json` every line on stdout is JSON.
+Exceptions are rendered as their type, message and stack frames (file, line, function), never the
+frames' local variables (they may hold PHI or secrets).
+
 Never log PHI (patient names, ids, birth dates) or secrets: log UIDs, sequences, counts, timings.
 httpx and the Azure SDK log full URLs (identifier searches carry patient ids): they are held at WARNING.
 """
@@ -7,38 +13,111 @@ httpx and the Azure SDK log full URLs (identifier searches carry patient ids): t
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from dicomcast.urls import redact_text
 
 QUIET_LOGGERS = ("httpx", "httpcore", "azure", "urllib3", "msal", "apscheduler", "alembic")
+FORMATS = ("auto", "json", "console")
+_json_chosen = False
+
+
+def uses_json(fmt: str) -> bool:
+    return fmt == "json" or (fmt not in ("console",) and not sys.stdout.isatty())
+
+
+def json_enabled() -> bool:
+    """Whether logs (and the operator error line) are JSON, as last configured."""
+    return _json_chosen
+
+
+def _numeric(level: str | int) -> int:
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    return numeric if isinstance(numeric, int) else logging.INFO
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_urls,
+    ]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
-    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
-    if not isinstance(numeric, int):
-        numeric = logging.INFO
+    global _json_chosen
+    _json_chosen = uses_json(fmt.lower())
+    renderer: Any
+    if _json_chosen:
+        exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        renderer = [exceptions, structlog.processors.JSONRenderer()]
+    else:
+        renderer = [structlog.dev.ConsoleRenderer(colors=False)]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_numeric(level))
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, _numeric(level)))
+    logging.captureWarnings(True)  # warnings.warn from libraries: the `py.warnings` logger
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_urls,
-            renderer,
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_thread_exception
+
+
+def configure_from_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Before the settings are loaded (they may fail to load): Logging__Level / Logging__Format
+    from the environment (names case-insensitive), so even a configuration error is logged in the
+    chosen format."""
+    env = {k.lower(): v for k, v in (environ if environ is not None else os.environ).items()}
+    fmt = env.get("logging__format", "auto").strip().lower()
+    configure_logging(env.get("logging__level", "INFO").strip() or "INFO", fmt if fmt in FORMATS else "auto")
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    get_logger("dicomcast").error("unexpected error", error_class=kind.__name__, exc_info=(kind, exc, tb))
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    get_logger("dicomcast").error(
+        "unexpected error in a thread",
+        thread=args.thread.name if args.thread else None,
+        error_class=args.exc_type.__name__,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def redact_urls(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:

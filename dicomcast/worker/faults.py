@@ -3,6 +3,9 @@
 `DICOMCAST_FAULT_KILL_BEFORE_CHECKPOINT=N`: the process kills itself with SIGKILL (as `kill -9`
 would) right after the FHIR writes of its N-th page and before that page's checkpoint is saved: the
 worst moment for a crash, which a test cannot hit reliably from outside. Never set it in production.
+
+`DICOMCAST_FAULT_UNEXPECTED=1`: `run` raises a RuntimeError as it starts, standing in for a bug (the
+logging test checks that it is logged as JSON with its type and stack).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import signal
 
 KILL_BEFORE_CHECKPOINT = "DICOMCAST_FAULT_KILL_BEFORE_CHECKPOINT"
+UNEXPECTED = "DICOMCAST_FAULT_UNEXPECTED"
 
 _pages_written = 0
 
@@ -24,3 +28,9 @@ def before_checkpoint() -> None:
     _pages_written += 1
     if _pages_written >= int(wanted):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def unexpected_at_start() -> None:
+    """Called as `run` starts."""
+    if os.environ.get(UNEXPECTED):
+        raise RuntimeError(f"fault injected by {UNEXPECTED}")
