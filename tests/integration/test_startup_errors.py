@@ -76,7 +76,7 @@ def test_invalid_settings_one_line_each_with_env_and_secret_names(tmp_path: Path
 
 def test_run_exits_78_on_invalid_settings_even_while_servers_are_down(tmp_path: Path) -> None:
     env = {
-        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com",
+        "DicomWeb__Endpoint": "https://example-dicom.dicom.azurehealthcareapis.com/v3",
         "Fhir__Endpoint": f"http://127.0.0.1:{peers.free_port()}/fhir",  # nothing listens: not waited for
         "Store__ConnectionString": f"sqlite:///{tmp_path / 's.db'}",
         "PATH": "/usr/bin:/bin",
