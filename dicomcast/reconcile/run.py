@@ -40,6 +40,9 @@ from dicomcast.worker.retry import call_with_retry
 log = get_logger("dicomcast.reconcile")
 T = TypeVar("T")
 CHUNK_STUDIES = 50
+# The DICOM client's connection pool (worker/build.py change_source). More threads than connections
+# only queue for them, and against a loopback server that queueing gave read errors and 60-s stalls.
+DICOM_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ class _Run:
     def _chunk(self, chunk: list[StudyRef]) -> int:
         ctx = self.ctx
         found = self._retry(lambda: lookups.studies_by_uid(ctx.fhir, {r.study_uid for r in chunk}))
-        listed = self._parallel(lambda ref: self._retry(lambda: self.inventory.instances(ref)), chunk)
+        listed = self._parallel(
+            lambda ref: self._retry(lambda: self.inventory.instances(ref)), chunk, DICOM_CONNECTIONS
+        )
         checks = []
         for ref, dicom in zip(chunk, listed, strict=True):
             source_ctx = self._context(ref.partition)
@@ -181,7 +186,9 @@ class _Run:
         """Read and map the metadata of the studies that differ (all, with --full). A study QIDO-RS
         listed empty is gone only if WADO-RS says so too (an explicit 404): never guessed."""
         wanted = [c for c in checks if c.needs_rewrite or (self.options.full and not c.gone)]
-        metadata = self._parallel(lambda c: self._retry(lambda: self.inventory.metadata(c.ref)), wanted)
+        metadata = self._parallel(
+            lambda c: self._retry(lambda: self.inventory.metadata(c.ref)), wanted, DICOM_CONNECTIONS
+        )
         for check, items in zip(wanted, metadata, strict=True):
             check.metadata = items
             if check.gone and items:  # listed late (just stored): present after all
@@ -240,10 +247,10 @@ class _Run:
                     found.add(StudyRef(partition or "", uid))
         return sorted(found)
 
-    def _parallel(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    def _parallel(self, fn: Callable[[Any], T], items: Sequence[Any], connections: int) -> list[T]:
         if not items:
             return []
-        workers = max(1, min(self.ctx.max_concurrent_studies, len(items)))
+        workers = max(1, min(self.ctx.max_concurrent_studies, connections, len(items)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
             return list(pool.map(fn, items))
 
