@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dicomcast.dicom import tags
 from dicomcast.dicom.models import ChangeAction, ChangeEntry
-from dicomcast.fhir.mapping import FhirVersion, MappingOptions, StudyInput, map_study, patient_key
+from dicomcast.fhir.mapping import FhirVersion, MappingOptions, StudyInput, map_study, patient_key, patient_keys
 from tests.unit.mapping.builders import CONTEXT, STUDY, dose_sr, instance, multi_series_study
 
 MAPPED_TAGS = [value for name, value in vars(tags).items() if name.isupper() and isinstance(value, str)]
@@ -59,6 +59,7 @@ def _map(datasets: list[dict[str, Any]], options: MappingOptions) -> None:
     for failure in out.failures:
         assert failure.reason
     patient_key(datasets[0], options)
+    patient_keys(datasets[0], options)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
