@@ -51,8 +51,8 @@ def repair(ctx: SyncContext, checks: Sequence[StudyCheck], outputs: dict[StudyRe
     for check in checks:
         if check.gone and check.kept is not None and not entries_of(check):
             _delete_empty(ctx, check, result)
-        elif check.gone or has_writes(outputs.get(check.ref)):
-            entries += entries_of(check)
+        elif check.gone or has_writes(outputs.get(check.ref)) or _fails(outputs.get(check.ref)):
+            entries += entries_of(check)  # failing entries too: the write path records them
     if not entries:
         return result
     page = sync_page(ctx, Page(entries=entries, next_cursor="", caught_up=True))
@@ -63,6 +63,10 @@ def repair(ctx: SyncContext, checks: Sequence[StudyCheck], outputs: dict[StudyRe
     result.failures += len(failures)
     result.failed_studies = frozenset(f.entry.study_uid for f in failures)
     return result
+
+
+def _fails(output: StudyOutput | None) -> bool:
+    return output is not None and bool(output.failures)
 
 
 def _delete_empty(ctx: SyncContext, check: StudyCheck, result: RepairResult) -> None:

@@ -18,6 +18,7 @@ from dicomcast.worker.build import build
 from tests import peers
 from tests.integration import reconcile_helpers as rh
 from tests.integration.azure_worker import azure_env
+from tests.integration.sync_helpers import dicomcast
 from tests.servers.azure_dicom import AzureDicomServer
 from tests.servers.azure_dicom_data import generate_studies, uids
 
@@ -117,3 +118,20 @@ def test_partitions_each_study_under_its_partition(fhir_server: peers.Peer, tmp_
         gone = _reconcile(env, RunOptions())
         assert gone.kinds == {"gone-study": 1} and set(rh.studies_by_uid(fhir_server)) == {uids(first[0])[0]}
         assert _reconcile(env, RunOptions(dry_run=True)).differing == 0
+
+
+def test_data_the_mapping_cannot_use_is_a_failure_row_and_exit_3(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+) -> None:
+    good, bad = generate_studies(2, 1, seed=8)
+    del bad["00080060"]  # no Modality: the mapping refuses the instance
+    azure.store_all([good, bad])
+    env = azure_env(f"{azure.url}/v2", fhir_server.url, tmp_path / "s.db", Logging__Format="json")
+    report = _reconcile(env, RunOptions())
+    assert report.studies_written == 1 and report.failures == 1 and report.unresolved == 1
+    rows = Store(make_engine(f"sqlite:///{tmp_path / 's.db'}")).failures()
+    assert [(r.study_uid, r.failure_class, r.sequence) for r in rows] == [(uids(bad)[0], "dicom", 0)]
+    again = dicomcast(["reconcile"], env)
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert "not repaired" in again.stdout + again.stderr
+    assert len(Store(make_engine(f"sqlite:///{tmp_path / 's.db'}")).failures()) == 1  # the same row, seen again
