@@ -135,3 +135,34 @@ def test_data_the_mapping_cannot_use_is_a_failure_row_and_exit_3(
     assert again.returncode == 3, again.stdout + again.stderr
     assert "not repaired" in again.stdout + again.stderr
     assert len(Store(make_engine(f"sqlite:///{tmp_path / 's.db'}")).failures()) == 1  # the same row, seen again
+
+
+def test_full_finds_what_only_the_mapping_sees_and_filters_narrow_the_run(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from dicomcast.reconcile.inventory import StudyFilter
+
+    instances = generate_studies(3, 2, seed=9)
+    azure.store_all(instances)
+    env = azure_env(f"{azure.url}/v2", fhir_server.url, tmp_path / "s.db")
+    assert _reconcile(env, RunOptions()).studies_written == 3
+    edited, other = uids(instances[0])[0], uids(instances[2])[0]
+    found = {uid: v[0] for uid, v in rh.studies_by_uid(fhir_server).items()}
+    rh.edit_study(fhir_server, found[edited], lambda s: s.update(description="edited by hand"))
+    rh.edit_study(fhir_server, found[other], rh.wrong_counts)
+
+    assert _reconcile(env, RunOptions(dry_run=True)).kinds == {"counts": 1}  # QIDO-RS cannot see a description
+    assert _reconcile(env, RunOptions(dry_run=True, full=True)).kinds == {"counts": 1, "content": 1}
+    one = _reconcile(env, RunOptions(dry_run=True, full=True, filters=StudyFilter(study_uid=edited)))
+    assert (one.listed, one.checked, one.kinds) == (1, 1, {"content": 1})
+    study_date = str(instances[0]["00080020"]["Value"][0])
+    day = date(int(study_date[:4]), int(study_date[4:6]), int(study_date[6:]))
+    dated = _reconcile(env, RunOptions(dry_run=True, full=True, filters=StudyFilter(date_from=day, date_to=day)))
+    assert dated.kinds.get("content") == 1 and dated.listed < 3
+
+    repaired = _reconcile(env, RunOptions(full=True))
+    assert repaired.studies_written == 2
+    assert rh.studies_by_uid(fhir_server)[edited][0]["description"] == "Study 0"
+    assert _reconcile(env, RunOptions(dry_run=True, full=True)).differing == 0
