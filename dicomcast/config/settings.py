@@ -158,7 +158,7 @@ class WorkerSettings(_Section):
     http_host: str = Field("127.0.0.1", alias="HttpHost")
     lease_duration: Duration = Field(timedelta(seconds=60), alias="LeaseDuration")
     shutdown_grace_period: Duration = Field(timedelta(seconds=30), alias="ShutdownGracePeriod")
-    reconcile_interval: Duration = Field(timedelta(minutes=10), alias="ReconcileInterval")
+    reconcile_interval: Duration = Field(timedelta(days=1), alias="ReconcileInterval")
     default_timezone: str = Field("+00:00", alias="DefaultTimezone")
 
 

@@ -138,6 +138,25 @@ class OrthancSource:
     def partitions_in_use(self) -> list[str | None]:
         return [None]
 
+    def instance_count(self) -> int:
+        """How many instances Orthanc holds now: `CountInstances` of `/statistics` (one request,
+        whatever the archive's size); reconcile.py compares it with what was synced."""
+        body = self._get_json("/statistics")
+        count = body.get("CountInstances") if isinstance(body, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise TransientUpstreamError(SERVICE, "/statistics did not answer a CountInstances number")
+        return count
+
+    def new_instance_changes(self, since: int) -> int | None:
+        """How many NewInstance changes follow Seq `since` (not synced yet); None when they do not
+        fit in one page. A deleted instance's change is erased, so only instances still there count."""
+        body = self._changes({"since": str(since), "limit": str(MAX_LIMIT)})
+        if not body.get("Done", False):
+            return None
+        return sum(
+            1 for change in body["Changes"] if isinstance(change, dict) and change.get("ChangeType") == "NewInstance"
+        )
+
     def latest(self) -> FeedPosition:
         body = self._changes({"last": ""})
         changes = _dicts(body["Changes"])

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, String, delete, select
+from sqlalchemy import DateTime, Engine, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -101,10 +101,10 @@ class SyncedIndex:
                 )
 
     def count(self, source: str) -> int:
+        """How many instances of `source` are remembered (a COUNT in the database: no rows read)."""
+        query = select(func.count()).select_from(SyncedInstance).where(SyncedInstance.source == source)
         with self._guard(), Session(self.engine) as session:
-            return len(
-                session.scalars(select(SyncedInstance.sop_instance_uid).where(SyncedInstance.source == source)).all()
-            )
+            return int(session.execute(query).scalar_one())
 
     def _guard(self) -> _StoreErrors:
         return _StoreErrors()

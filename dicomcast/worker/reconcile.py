@@ -1,15 +1,28 @@
-"""Deletions a feed never reports (Orthanc erases the change rows of deleted resources).
+"""Deletions a feed never reports (Orthanc erases the change rows of deleted resources, and its
+`/changes` has no "Deleted" change: checked with Orthanc 1.10, test-peers.md 1.2).
 
-While syncing, the worker remembers which instances a source delivered (store/synced.py). Every
-DicomCastWorker:ReconcileInterval, the lease holder asks the server which of them are still there
-and applies the missing ones as `delete` ChangeEntries through the normal page path, so deletion
-follows the same rules as the feed: one write per study, an emptied study of ours is deleted,
-permanent failures are recorded. A server that cannot answer deletes nothing: only an explicit
-"this study has no such instance" counts as gone.
+While syncing, the worker remembers which instances a source delivered (store/synced.py). After
+every good cycle the lease holder compares counts, at a cost that does not grow with the archive
+(three or four requests and one COUNT in the store):
 
-The time of the last completed reconciliation is kept in the checkpoints table under
-`reconcile:<source>`, so restarts neither skip it nor repeat it; `dicomcast checkpoint set
-reconcile:<source> 0` makes it due at once.
+    unexplained = Orthanc's CountInstances (/statistics)
+                  - NewInstance changes after the checkpoint (present, not synced yet)
+                  - instances remembered as synced
+
+With every present instance remembered, `unexplained` is minus the number of remembered instances
+that are gone. Instances Orthanc holds that were never remembered (synced before the index existed,
+skipped by moving the checkpoint) add a constant, the baseline, recorded after each full
+reconciliation. When `unexplained` differs from the baseline, something was deleted: a full
+reconciliation asks Orthanc (QIDO-RS) which remembered instances are gone and applies them as
+`delete` ChangeEntries through the normal page path (one write per study, an emptied study of ours
+is deleted, permanent failures recorded). Only an explicit "this study has no such instance" counts
+as gone, so new instances not synced yet never cause a delete. The counts are read between two
+reads of the feed's last Seq; if the feed moved meanwhile the comparison is skipped (undecided) and
+made after the next cycle. A full reconciliation also runs every DicomCastWorker:ReconcileInterval
+(a safety net, 1 day by default).
+
+Kept in the checkpoints table: `reconcile:<source>` (time of the last full reconciliation; `dicomcast
+checkpoint set reconcile:<source> 0` makes one due at once) and `reconcile-baseline:<source>`.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure
 from dicomcast.store.synced import SyncedIndex, SyncedKey
+from dicomcast.worker.availability import Availability
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import sync_page
 from dicomcast.worker.retry import call_with_retry
@@ -55,6 +69,22 @@ def marker(source_name: str) -> str:
     return f"reconcile:{source_name}"
 
 
+def baseline_key(source_name: str) -> str:
+    return f"reconcile-baseline:{source_name}"
+
+
+@dataclass(frozen=True)
+class InstanceCounts:
+    orthanc: int  # instances Orthanc holds
+    not_synced: int  # of them, NewInstance changes after the checkpoint
+    synced: int  # instances remembered in the synced index
+
+    @property
+    def unexplained(self) -> int:
+        """Never-remembered instances present minus remembered instances gone."""
+        return self.orthanc - self.not_synced - self.synced
+
+
 @dataclass
 class ReconcileReport:
     source: str
@@ -66,14 +96,71 @@ class ReconcileReport:
     error: str | None = None
 
 
-def reconcile_if_due(ctx: SyncContext, interval: timedelta) -> ReconcileReport | None:
-    """Run a reconciliation when the last one is older than `interval` (the caller holds the lease)."""
-    if not supports_reconcile(ctx) or not _due(ctx, interval):
-        return None
+def reconcile_after_cycle(ctx: SyncContext, interval: timedelta, availability: Availability | None = None) -> bool:
+    """After a good cycle (the caller holds the lease): compare the counts and reconcile when they
+    say something was deleted, or when the last full reconciliation is older than `interval`.
+    False when the comparison could not be made because the feed moved (the caller may sync again)."""
+    if not supports_reconcile(ctx):
+        return True
+    name = ctx.source.name
+    due = _due(ctx, interval)
+    try:
+        counts = count_instances(ctx)
+    except DicomcastError as exc:  # the periodic reconciliation still covers it
+        if availability is not None:
+            availability.down(f"deletion check of {name}", exc)
+        counts = None
+        if not due:
+            return True
+    else:
+        if availability is not None:
+            availability.up(f"deletion check of {name}")
+    if counts is None and not due:
+        log.debug("deletion check undecided: the feed moved; checked after the next cycle", source=name)
+        return False
+    baseline = _baseline(ctx)
+    if counts is not None and counts.unexplained != baseline:
+        log.info("deletions suspected", source=name, **vars(counts), baseline=baseline)
+    elif not due:
+        return True
     report = reconcile(ctx)
     if report.ok and not ctx.stop_event.is_set():
-        ctx.store.save_page(marker(ctx.source.name), datetime.now(UTC).isoformat())
-    return report
+        ctx.store.save_page(marker(name), datetime.now(UTC).isoformat())
+        if counts is not None:  # what remains unexplained now is the baseline
+            synced = SyncedIndex(ctx.store.engine).count(name)
+            settled = counts.orthanc - counts.not_synced - synced
+            ctx.store.save_page(baseline_key(name), str(settled))
+    return True
+
+
+def count_instances(ctx: SyncContext) -> InstanceCounts | None:
+    """The counts of the module docstring, or None when the feed moved while they were read."""
+    source = ctx.source
+    if not isinstance(source, OrthancSource):
+        raise TypeError(f"{source.name} cannot be reconciled")
+    checkpoint = _sequence(ctx.store.read_checkpoint(source.name))
+    last = source.latest().sequence or 0
+    not_synced = source.new_instance_changes(checkpoint) if last > checkpoint else 0
+    if not_synced is None:
+        return None
+    orthanc = source.instance_count()
+    if (source.latest().sequence or 0) != last:
+        return None
+    return InstanceCounts(orthanc, not_synced, SyncedIndex(ctx.store.engine).count(source.name))
+
+
+def _sequence(cursor: str | None) -> int:
+    try:
+        return int(cursor or 0)
+    except ValueError:
+        return 0
+
+
+def _baseline(ctx: SyncContext) -> int:
+    try:
+        return int(ctx.store.read_checkpoint(baseline_key(ctx.source.name)) or 0)
+    except ValueError:
+        return 0
 
 
 def _due(ctx: SyncContext, interval: timedelta) -> bool:

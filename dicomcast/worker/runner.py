@@ -25,33 +25,40 @@ from dicomcast.worker.availability import Availability, Backoff
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import make_owner
 from dicomcast.worker.loop import CycleReport, SourceWorker
-from dicomcast.worker.reconcile import reconcile_if_due
+from dicomcast.worker.reconcile import reconcile_after_cycle
 from dicomcast.worker.state import WorkerState
 
 log = get_logger("dicomcast.runner")
 
 
+UNDECIDED_RETRIES = 3  # run --once: cycles to sync again when the deletion check found the feed moving
+
+
 def run_once(workers: list[SourceWorker], reconcile_interval: timedelta | None = None) -> list[CycleReport]:
-    """Each source until caught up, then release the leases (the tests' and `run --once`'s mode)."""
+    """Each source until caught up, its deletions applied (reconcile.py), then the leases released
+    (the tests' and `run --once`'s mode)."""
+    interval = WorkerSettings().reconcile_interval if reconcile_interval is None else reconcile_interval
     reports = []
     for worker in workers:
-        reports.append(worker.run_cycle())
-        _reconcile_after(
-            worker,
-            reports[-1],
-            WorkerSettings().reconcile_interval if reconcile_interval is None else reconcile_interval,
-        )
+        for _ in range(UNDECIDED_RETRIES):
+            report = worker.run_cycle()
+            if _reconcile_after(worker, report, interval):
+                break
+        reports.append(report)
         worker.release()
     return reports
 
 
-def _reconcile_after(worker: SourceWorker, report: CycleReport, interval: timedelta) -> None:
-    """reconcile.py: deletions the feed cannot report, by the lease holder, after a good cycle."""
-    if report.ok and not report.waiting_for_lease and not worker.ctx.stop_event.is_set():
-        try:
-            reconcile_if_due(worker.ctx, interval)
-        except DicomcastError as exc:  # the store is down: the next cycle says so too
-            log.error("reconcile skipped", source=worker.name, error=str(exc))
+def _reconcile_after(worker: SourceWorker, report: CycleReport, interval: timedelta) -> bool:
+    """reconcile.py: deletions the feed cannot report, by the lease holder, after a good cycle.
+    False when its check could not decide because the feed moved (sync again, then check)."""
+    if not report.ok or report.waiting_for_lease or worker.ctx.stop_event.is_set():
+        return True
+    try:
+        return reconcile_after_cycle(worker.ctx, interval, worker.availability)
+    except DicomcastError as exc:  # the store is down: the next cycle says so too
+        log.error("reconcile skipped", source=worker.name, error=str(exc))
+        return True
 
 
 class Runner:
