@@ -24,7 +24,10 @@ from tests.integration.pg import fresh_schema
 from tests.integration.sync_helpers import json_lines, orthanc_env, snapshot, start_dicomcast
 
 pytestmark = pytest.mark.integration
-LEASE = "4s"
+# Long enough that a busy machine never lets a live writer's lease lapse between two renewals
+# (one batch of MaxBatchEntries); the takeover after the kill does not wait for it, since a dead
+# process's lease on the same host is taken at once (lease.dead_predecessor).
+LEASE = "60s"
 
 
 @pytest.fixture
@@ -61,6 +64,7 @@ def test_one_writer_the_others_wait_and_take_over_when_it_dies(
         tmp_path / "unused.db",
         Store__ConnectionString=pg_url,
         DicomCastWorker__BatchSize="10",
+        DicomCastWorker__MaxBatchEntries="10",  # the lease is renewed every 10 entries
         DicomCastWorker__LeaseDuration=LEASE,
         DicomCastWorker__PollInterval="1s",
     )
