@@ -32,7 +32,9 @@ class ExitCode(IntEnum):
     OK = 0
     UNEXPECTED = 1
     USAGE = 2
+    STILL_FAILING = 1  # failures retry: some failures still fail (the same number as UNEXPECTED)
     DIFFERENCES = 3  # reconcile: FHIR differs from the DICOM server (dry run), or not all was repaired
+    DATA = 65  # map: some entries could not be mapped (EX_DATAERR)
     UNAVAILABLE = 69  # a dependency (DICOM, FHIR, store) could not be reached
     NO_PERMISSION = 77  # authentication failed
     CONFIG = 78  # configuration invalid

@@ -1,17 +1,13 @@
-"""The operator's commands `dicomcast check` and `dicomcast status` (registered by cli.py).
-
-`cli` is imported inside the commands: cli.py imports this module at its end, so a module-level
-import here would be circular when this module is imported first.
-"""
+"""The operator's commands `dicomcast check` and `dicomcast status`."""
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
+from dicomcast.cli.common import config_file_of, exit_with, fail
 from dicomcast.config import load_settings
 from dicomcast.errors import ConfigError, DicomcastError
 from dicomcast.urls import redact_text
@@ -27,12 +23,12 @@ def check(ctx: click.Context) -> None:
     """
     from dicomcast.checks import Status, exit_code, run_checks
 
-    lines = run_checks(config_file=_config_file(ctx))
+    lines = run_checks(config_file=config_file_of(ctx))
     for line in lines:
         click.echo(line.render())
     failures = sum(1 for line in lines if line.status is Status.FAIL)
     click.echo(f"check: {failures} of {len(lines)} failed" if failures else "check: all passed", err=True)
-    sys.exit(int(exit_code(lines)))
+    exit_with(exit_code(lines))
 
 
 @click.command()
@@ -43,11 +39,10 @@ def status(ctx: click.Context, compact: bool) -> None:
 
     Works while the worker runs elsewhere; never creates or migrates the store.
     """
-    from dicomcast.cli import fail
     from dicomcast.status import open_existing, read_status
 
     try:
-        settings = load_settings(config_file=_config_file(ctx)).settings
+        settings = load_settings(config_file=config_file_of(ctx)).settings
         connection_string = settings.store.connection_string
         engine = open_existing(connection_string)
         try:
@@ -56,16 +51,9 @@ def status(ctx: click.Context, compact: bool) -> None:
             engine.dispose()
     except ConfigError as exc:
         fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code)
-        return
     except DicomcastError as exc:
         fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
-        return
     click.echo(redact_text(json.dumps(report, indent=None if compact else 2, sort_keys=False)))
-
-
-def _config_file(ctx: click.Context) -> Any:
-    obj = ctx.find_root().obj or {}
-    return obj.get("config_file")
 
 
 def _store_label(connection_string: str) -> str:

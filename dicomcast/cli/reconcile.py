@@ -7,12 +7,12 @@ run interrupted (run it again: it resumes); 77/78 as for every command.
 
 from __future__ import annotations
 
-import sys
 import threading
 from datetime import date
 
 import click
 
+from dicomcast.cli.common import exit_with, fail, operator_errors, settings_of
 from dicomcast.errors import ConfigError, ExitCode
 
 
@@ -34,8 +34,6 @@ def reconcile(
     full: bool,
 ) -> None:
     """Make FHIR match the DICOM server(s): missing, gone, drifted and duplicated ImagingStudies."""
-    from dicomcast.cli import operator_errors
-
     operator_errors(_reconcile)(ctx, dry_run, source_name, study_uid, _day(since), _day(until), full)
 
 
@@ -52,7 +50,6 @@ def _reconcile(
     until: date | None,
     full: bool,
 ) -> None:
-    from dicomcast.cli import fail, settings_of
     from dicomcast.reconcile.inventory import StudyFilter
     from dicomcast.reconcile.run import RunOptions, reconcile_source
     from dicomcast.worker.build import build
@@ -83,6 +80,6 @@ def _reconcile(
     if any(r.interrupted for r in reports):
         fail("reconcile interrupted; run the same command again to resume", ExitCode.UNAVAILABLE)
     if dry_run and any(r.differing for r in reports):
-        sys.exit(int(ExitCode.DIFFERENCES))
+        exit_with(ExitCode.DIFFERENCES)
     if not dry_run and any(r.unresolved for r in reports):
         fail("some differences were not repaired: see `dicomcast failures list`", ExitCode.DIFFERENCES)

@@ -1,4 +1,4 @@
-"""What `dicomcast checkpoint set SOURCE latest` and `checkpoint import-dicomcast` compute (cli.py
+"""What `dicomcast checkpoint set SOURCE latest` and `checkpoint import-dicomcast` compute (checkpoint.py
 writes the result): the source's own cursor for the feed's end, or for DICOM Cast's checkpoint."""
 
 from __future__ import annotations

@@ -1,0 +1,65 @@
+"""`dicomcast checkpoint show | set SOURCE CURSOR | import-dicomcast [SOURCE]`."""
+
+from __future__ import annotations
+
+import click
+
+from dicomcast.cli.common import log, operator_errors, settings_of
+from dicomcast.urls import redact_text
+
+
+@click.group()
+def checkpoint() -> None:
+    """See or move a source's cursor."""
+
+
+@checkpoint.command("show")
+@click.pass_context
+@operator_errors
+def checkpoint_show(ctx: click.Context) -> None:
+    from dicomcast.worker.build import open_store
+
+    for row in open_store(settings_of(ctx).settings).checkpoints():
+        click.echo(f"{redact_text(row.source)}\t{row.cursor}\t{row.updated_at.isoformat()}")  # old rows too
+
+
+@checkpoint.command("set")
+@click.argument("source")
+@click.argument("cursor")
+@click.pass_context
+@operator_errors
+def checkpoint_set(ctx: click.Context, source: str, cursor: str) -> None:
+    """Move SOURCE's cursor to CURSOR (`0` or `none` replays from the start; `latest` jumps to the
+    feed's current end, skipping everything in it)."""
+    from dicomcast.cli.checkpoint_cursor import latest_cursor_of
+    from dicomcast.worker.build import open_store
+
+    settings = settings_of(ctx).settings
+    store = open_store(settings)
+    before = store.read_checkpoint(source)
+    if cursor.lower() == "latest":
+        cursor = latest_cursor_of(settings, source) or "none"
+    store.set_checkpoint(source, None if cursor.lower() in ("0", "none", "") else cursor)
+    log.warning("checkpoint moved by operator", source=source, before=before, after=cursor)
+    click.echo(f"{source}: {before} -> {cursor}")
+
+
+@checkpoint.command("import-dicomcast")
+@click.argument("source", required=False)
+@click.pass_context
+@operator_errors
+def checkpoint_import_dicomcast(ctx: click.Context, source: str | None) -> None:
+    """Set SOURCE's cursor from DICOM Cast's SyncedSequence in its Table Storage (TableStore:*
+    settings; read only). SOURCE defaults to the single configured source."""
+    from dicomcast.cli.checkpoint_cursor import import_dicomcast
+    from dicomcast.worker.build import open_store
+
+    settings = settings_of(ctx).settings
+    store = open_store(settings)
+    name, cursor, sequence = import_dicomcast(settings, source)
+    before = store.read_checkpoint(name)
+    store.set_checkpoint(name, cursor)
+    log.warning(
+        "checkpoint imported from DICOM Cast", source=name, synced_sequence=sequence, before=before, after=cursor
+    )
+    click.echo(f"{name}: {before} -> {cursor} (DICOM Cast SyncedSequence {sequence})")
