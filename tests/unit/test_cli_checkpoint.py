@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dicomcast import cli_checkpoint
+from dicomcast.cli import checkpoint_cursor as cli_checkpoint
 from dicomcast.config import load_settings
 from dicomcast.dicom.models import FeedPosition
 from dicomcast.errors import ConfigError
