@@ -107,6 +107,7 @@ class SourceWorker:
         reader = BatchReader(self._read_page, self.ctx.max_batch_entries)  # next batch read while this one is written
         while not self.ctx.stop_event.is_set():
             page = reader.read(cursor)
+            faults.reached("page-read")
             self._hold_lease()  # renewed every batch; raises if another worker took it
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
@@ -114,9 +115,10 @@ class SourceWorker:
                 result = sync_page(self.ctx, page)
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
-            faults.before_checkpoint()  # off unless a crash-safety test sets DICOMCAST_FAULT_*
+            faults.reached("before-checkpoint")  # off unless a crash-safety test sets DICOMCAST_FAULT_HOLD
             self._hold_lease()  # a worker that lost its lease during the page does not checkpoint it
             self.ctx.store.save_page(self.name, page.next_cursor, failures)
+            faults.reached("after-checkpoint")
             self._account(page, result, failures, time.perf_counter() - started, cursor, report)
             cursor = page.next_cursor
             if page.caught_up:

@@ -21,7 +21,7 @@ from dicomcast.dicom.models import ChangeEntry, Page
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
-from dicomcast.worker import lookups, metrics
+from dicomcast.worker import faults, lookups, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.study import StudyResult, StudyState, sync_study
@@ -152,6 +152,8 @@ def _sync_lane(
             result = _with_retry(ctx, partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
             note(written=result.written, failures=len(result.failures), warnings=len(result.warnings))
         _log_study(ctx, result, entries, time.perf_counter() - started)
+        if result.written:
+            faults.reached("study-written")
         results.append(result)
     return results
 

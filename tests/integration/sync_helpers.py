@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from dicomcast.worker.faults import HOLD, MARKER
 from tests.peers import Peer
 
 KINDS = ("ImagingStudy", "Patient", "Endpoint", "Observation")
@@ -56,6 +59,42 @@ def start_dicomcast(args: list[str], env: dict[str, str], log: Path) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "dicomcast", *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
+
+
+def run_and_kill_at(env: dict[str, str], log: Path, point: str, nth: int, hang_guard_s: float = 600) -> str:
+    """`dicomcast run --once` held (worker/faults.py) the `nth` time it reaches `point`, then killed
+    from outside with SIGKILL: a crash at a known moment of the sync, on a fast or a loaded machine.
+    Returns `killed at <point>`, or `finished (<exit code>)` when the run ended before the point."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomcast", "run", "--once"],
+        env={**env, HOLD: f"{point}:{nth}", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    held = threading.Event()
+
+    def pump() -> None:  # read every line (a full pipe would stall the worker), watch for the marker
+        assert process.stdout is not None
+        with log.open("ab") as out:
+            for line in process.stdout:
+                out.write(line)
+                if MARKER.encode() in line:
+                    held.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + hang_guard_s  # against hanging; no assertion on how long it took
+    while not held.is_set() and process.poll() is None and time.monotonic() < deadline:
+        held.wait(0.5)
+    if not held.is_set() and process.poll() is None:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"the worker neither reached {point} #{nth} nor exited; see {log}")
+    if held.is_set():
+        process.kill()  # kill -9 while the worker stands at the point
+    process.wait()
+    reader.join(timeout=60)
+    return f"killed at {point}" if held.is_set() else f"finished ({process.returncode})"
 
 
 def fetch_all(fhir: Peer, kind: str, token: str | None = None) -> list[dict[str, Any]]:

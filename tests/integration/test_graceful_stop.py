@@ -31,13 +31,15 @@ def test_sigterm_mid_sync_exits_cleanly_with_a_consistent_checkpoint(
         DicomCastWorker__MaxBatchEntries="10",
     )
     log = tmp_path / "run.log"
-    process = start_dicomcast(["run"], env, log)
+    process = start_dicomcast(["run"], {**env, "PYTHONUNBUFFERED": "1"}, log)  # lines seen as written
     deadline = time.monotonic() + 120  # a bound against hanging, not a timing assertion
     while '"page"' not in log.read_text(errors="replace") and time.monotonic() < deadline:
         time.sleep(0.05)
 
     process.send_signal(signal.SIGTERM)
-    returncode = process.wait(timeout=35)  # ShutdownGracePeriod 30 s, plus start-up slack
+    # The worker bounds its own stop by ShutdownGracePeriod (abandoning the page in hand past it); how
+    # soon a loaded machine lets the process end is not asserted: this wait only guards against a hang.
+    returncode = process.wait(timeout=300)
 
     assert returncode == 0, log.read_text()[-3000:]
     assert any(line.get("event") == "stopped" for line in json_lines(log.read_text()))

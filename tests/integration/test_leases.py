@@ -92,7 +92,7 @@ def test_one_writer_the_others_wait_and_take_over_when_it_dies(
                 process.send_signal(signal.SIGTERM)
         for process in workers:
             try:
-                process.wait(timeout=40)
+                process.wait(timeout=120)  # a hang guard: the worker bounds its own stop
             except subprocess.TimeoutExpired:
                 process.kill()
     assert bulk_data.exact(snapshot(fhir_server), bulk) == []  # no duplicates, nothing lost

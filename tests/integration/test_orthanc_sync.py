@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import pydicom
@@ -15,6 +13,7 @@ from tests.integration.sync_helpers import (
     dicomcast,
     json_lines,
     orthanc_env,
+    run_and_kill_at,
     snapshot,
     start_dicomcast,
     versions,
@@ -120,14 +119,16 @@ def test_kill_mid_sync_then_restart_equals_undisturbed_run(orthanc: peers.Peer, 
     try:
         assert dicomcast(["run", "--once"], orthanc_env(orthanc, reference, tmp_path / "ref.db")).returncode == 0
 
-        env = orthanc_env(orthanc, disturbed, tmp_path / "store.db", DicomCastWorker__BatchSize="20")
-        log = tmp_path / "run.log"
-        process = start_dicomcast(["run", "--once"], env, log)
-        deadline = time.monotonic() + 120
-        while '"page"' not in log.read_text() and time.monotonic() < deadline:  # killed after its first page
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        env = orthanc_env(
+            orthanc,
+            disturbed,
+            tmp_path / "store.db",
+            DicomCastWorker__BatchSize="20",
+            DicomCastWorker__MaxBatchEntries="20",
+        )
+        # killed after the second batch's writes, before its checkpoint: an event, not a moment in time
+        ending = run_and_kill_at(env, tmp_path / "run.log", "before-checkpoint", 2)
+        assert ending == "killed at before-checkpoint"
         assert dicomcast(["run", "--once"], env).returncode == 0
 
         assert content(snapshot(disturbed)) == content(snapshot(reference))

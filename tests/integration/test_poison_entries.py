@@ -1,5 +1,6 @@
 """One malformed change-feed entry never stalls a source: through the real worker, the loopback Azure
-DICOM service (v1, v2) serving one hostile entry among good ones, and a real FHIR server.
+DICOM service (v1, v2) serving one hostile entry among good ones, real Orthanc (a change broken on its
+way by a proxy, a UID Orthanc accepts but DICOM does not), and a real FHIR server.
 
 Each kind is asserted the same way: exactly one failure row (also after a replay from the start of the
 feed), the checkpoint past the entry, every other entry in FHIR, and nothing of the entry's PHI in
@@ -8,12 +9,15 @@ the failure row.
 
 from __future__ import annotations
 
+import io
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 
 from dicomcast.dicom.models import UNKNOWN_SEQUENCE
@@ -21,11 +25,12 @@ from dicomcast.store import Store, make_engine, migrate
 from dicomcast.store.models import Failure
 from tests import peers
 from tests.integration.azure_worker import azure_env, sync_once
-from tests.integration.bulk_data import instances_in, study_uid_of
+from tests.integration.bulk_data import instances_in, make_bulk, orthanc_sequences, study_uid_of, upload
 from tests.integration.pg import fresh_schema
-from tests.integration.sync_helpers import snapshot
+from tests.integration.sync_helpers import dicomcast, orthanc_env, snapshot
 from tests.servers.azure_dicom import AzureDicomServer
 from tests.servers.azure_dicom_data import DicomJson, dicom_json, generate_studies, uids
+from tests.servers.faulty_proxy import FaultyProxy, Rewrite
 
 pytestmark = pytest.mark.integration
 
@@ -293,3 +298,92 @@ def test_sequences_past_2_to_the_31_on_postgresql(
         )
 
     assert row.sequence == sequences[POISON] >= 2**31
+
+
+# ---- Orthanc: a change log entry broken on its way (a proxy), and DICOM data Orthanc accepts --------
+
+
+def _orthanc_failures(env: dict[str, str]) -> list[list[str]]:
+    result = dicomcast(["failures", "list", "--all"], env)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
+def _corrupt_change(seq: int, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Rewrite:
+    def body(content: bytes) -> bytes:
+        page = json.loads(content)
+        page["Changes"] = [change(c) if c.get("Seq") == seq else c for c in page["Changes"]]
+        return json.dumps(page).encode()
+
+    return Rewrite(lambda method, path: method == "GET" and path.startswith("/changes?since="), body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "sequence_readable"),
+    [
+        ("Seq a string", lambda c: {**c, "Seq": "seven"}, False),
+        ("ID a path", lambda c: {**c, "ID": "../../tools/reset"}, True),
+        ("ID missing", lambda c: {k: v for k, v in c.items() if k != "ID"}, True),
+        ("change a JSON string", lambda c: "NewInstance", False),
+    ],
+)
+def test_one_malformed_orthanc_change_is_one_failure_row(
+    kind: str,
+    change: Callable[[dict[str, Any]], Any],
+    sequence_readable: bool,
+    orthanc: peers.Peer,
+    fhir: peers.Peer,
+    tmp_path: Path,
+) -> None:
+    bulk = make_bulk(f"malformed-{zlib.crc32(kind.encode())}", 3, 2)
+    upload(orthanc, bulk.instances)
+    sequences = orthanc_sequences(orthanc)
+    poison = bulk.instances[POISON]
+    proxy = FaultyProxy(orthanc.url, rate=0.0)
+    proxy.rewrites.append(_corrupt_change(sequences[poison.sop_instance_uid], change))
+    proxy.start()
+    try:
+        through = peers.Peer(orthanc.process, orthanc.workdir, proxy.url, orthanc.log, dict(orthanc.extra))
+        env = orthanc_env(through, fhir, tmp_path / "store.db")
+        assert dicomcast(["run", "--once"], env).returncode == 0
+        assert dicomcast(["checkpoint", "set", f"orthanc:{proxy.url}", "0"], env).returncode == 0
+        assert dicomcast(["run", "--once"], env).returncode == 0  # a replay meets it again
+        rows = _orthanc_failures(env)
+        checkpoint = _checkpoint(env, f"orthanc:{proxy.url}")
+    finally:
+        proxy.stop()
+
+    assert len(rows) == 1, rows  # recorded once, seen twice
+    _, _, failure_class, sequence, _, _, _, attempts, state, message = rows[0]
+    expected = sequences[poison.sop_instance_uid] if sequence_readable else UNKNOWN_SEQUENCE
+    assert (failure_class, int(sequence), attempts, state) == ("feed", expected, "2", "open")
+    assert int(checkpoint or 0) >= max(sequences.values())  # past it
+    held = {sop for s in snapshot(fhir)["ImagingStudy"].values() for sop in instances_in(s)}
+    assert held >= {i.sop_instance_uid for i in bulk.instances} - {poison.sop_instance_uid}  # the others landed
+    assert poison.patient_id not in message and "Bulk" not in message
+
+
+def test_an_orthanc_instance_with_a_uid_over_64_characters_on_postgresql(
+    orthanc: peers.Peer, fhir: peers.Peer, tmp_path: Path
+) -> None:
+    """Orthanc stores what it is sent; a SOP Instance UID of 80 characters reaches the feed."""
+    bulk = make_bulk("long-uid", 3, 2)
+    poison = bulk.instances[POISON]
+    dataset = pydicom.dcmread(io.BytesIO(poison.data))
+    long_uid = poison.sop_instance_uid[:40] + "." + "9" * 39
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = long_uid
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    bulk.instances[POISON] = replace(poison, sop_instance_uid=long_uid, data=out.getvalue())
+    upload(orthanc, bulk.instances)
+    with fresh_schema() as url:
+        env = orthanc_env(orthanc, fhir, tmp_path / "unused.db", Store__ConnectionString=url)
+        assert dicomcast(["run", "--once"], env).returncode == 0
+        assert dicomcast(["checkpoint", "set", f"orthanc:{orthanc.url}", "0"], env).returncode == 0
+        assert dicomcast(["run", "--once"], env).returncode == 0
+        rows = _orthanc_failures(env)
+
+    assert len(rows) == 1, rows
+    assert rows[0][2] == "feed" and rows[0][6] == long_uid[:61] + "..." and rows[0][7] == "2"
+    held = {sop for s in snapshot(fhir)["ImagingStudy"].values() for sop in instances_in(s)}
+    assert held >= {i.sop_instance_uid for i in bulk.instances} - {long_uid}

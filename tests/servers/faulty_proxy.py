@@ -8,7 +8,8 @@ Faults, chosen at random for `rate` of the requests (seeded, so a run can be rep
   when a response times out after the server did the work (the hardest case for idempotency);
 - `stall`: forwarded, then nothing for `stall_seconds`, then a reset: a timeout seen from the client
   (the client's own read timeout is longer than a test should wait, so the proxy ends the wait).
-`rules` answer chosen requests with a fixed status whatever the dice say (poison entries: FHIR 422).
+`rules` answer chosen requests with a fixed status whatever the dice say (poison entries: FHIR 422);
+`rewrites` change chosen answers of the server on their way back (a malformed Orthanc change).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class Rule:
 
 
 @dataclass
+class Rewrite:
+    """Answers to requests for which `matches(method, path)` is true get `body(original body)`."""
+
+    matches: Callable[[str, str], bool]
+    body: Callable[[bytes], bytes]
+
+
+@dataclass
 class FaultyProxy:
     upstream: str
     rate: float = 0.2
@@ -50,6 +59,7 @@ class FaultyProxy:
     stall_seconds: float = 1.0
     faults: tuple[str, ...] = FAULTS
     rules: list[Rule] = field(default_factory=list)
+    rewrites: list[Rewrite] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -134,7 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-        self._answer(response.status_code, headers, response.content)
+        content = response.content
+        for rewrite in proxy.rewrites:
+            if rewrite.matches(self.command, self.path):
+                content = rewrite.body(content)
+        self._answer(response.status_code, headers, content)
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
