@@ -80,7 +80,10 @@ class OrthancSource:
     # -- ChangeSource ---------------------------------------------------------------------------
     def read_page(self, cursor: str | None) -> Page:
         since = int(cursor or 0)
-        body = self._changes({"since": str(since), "limit": str(self._limit)})
+        body = self._changes_isolating(since)
+        if body is None:  # the change after `since` can never be decoded: one failure, then step past it
+            reason = "the change cannot be decoded (JSON nested too deeply or numbers too long)"
+            return Page(entries=(), next_cursor=str(since + 1), caught_up=False, unreadable=[_unknown(reason)])
         changes = body["Changes"]
         entries: list[ChangeEntry] = []
         skipped: list[tuple[ChangeEntry, str]] = []
@@ -183,6 +186,18 @@ class OrthancSource:
         if not isinstance(body, list):
             raise TransientUpstreamError(SERVICE, f"{url} did not answer a DICOM JSON array")
         return body
+
+    def _changes_isolating(self, since: int) -> dict[str, Any] | None:
+        """`/changes` after `since`; a body that can never be decoded is read again with half the
+        limit, down to the one change it belongs to (None: that change, whose Seq is unknown)."""
+        limit = self._limit
+        while True:
+            try:
+                return self._changes({"since": str(since), "limit": str(limit)})
+            except UnparseableBodyError:
+                if limit == 1:
+                    return None
+                limit = max(1, limit // 2)
 
     def _changes(self, params: dict[str, str]) -> dict[str, Any]:
         """`/changes` must be an object with a `Changes` array; anything else is a broken answer."""
@@ -289,6 +304,10 @@ def _unreadable_of(entry: ChangeEntry, reason: str) -> UnreadableEntry:
     return UnreadableEntry(
         entry.sequence, reason, entry.study_uid, entry.series_uid, entry.sop_instance_uid, action=entry.action.value
     )
+
+
+def _unknown(reason: str) -> UnreadableEntry:
+    return UnreadableEntry(UNKNOWN_SEQUENCE, reason)
 
 
 def _dicts(items: list[Any]) -> list[dict[str, Any]]:
