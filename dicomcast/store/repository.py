@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -45,8 +45,9 @@ def _fitted(value: str | None, length: int) -> str | None:
 class Store:
     """The repository over one engine. Methods raise StoreError on database trouble."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _now) -> None:
         self.engine = engine
+        self._clock = clock  # lease expiry is judged by it (tests turn it instead of sleeping)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def read_checkpoint(self, source: str) -> str | None:
@@ -150,7 +151,7 @@ class Store:
         """Take or renew the lease. Succeeds when free, expired, ours, or held by `take_from`
         (our own dead predecessor on this host). Atomic: a conditional UPDATE, or an INSERT that
         loses cleanly on the primary key when two workers race for a new row."""
-        now = _now()
+        now = self._clock()
         expires = now + duration
         holders = [owner] + ([take_from] if take_from else [])
         try:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from dicomcast.dicom.models import UNKNOWN_SEQUENCE, ChangeAction, ChangeEntry, UnreadableEntry
 from dicomcast.store import NewFailure, Store
@@ -82,8 +81,11 @@ def test_one_lease_holder_at_a_time(store: Store) -> None:
 
 
 def test_an_expired_lease_or_a_dead_predecessors_is_taken(store: Store) -> None:
+    now = [datetime.now(UTC)]
+    store = Store(store.engine, clock=lambda: now[0])
     assert store.acquire_lease(SOURCE, "a", timedelta(milliseconds=50))
-    time.sleep(0.1)
+    assert not store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
+    now[0] += timedelta(milliseconds=100)
     assert store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
     assert store.acquire_lease(SOURCE, "c", timedelta(seconds=30), take_from="b")
     lease = store.lease(SOURCE)

@@ -1,0 +1,224 @@
+"""The worker core without servers: a fake feed, FHIR through httpx.MockTransport, an in-memory store.
+
+Pins the loop's contract: the checkpoint is saved only after every study of the batch is written
+or recorded as a failure; a worker that lost its lease writes no checkpoint; lanes keep studies that
+share a Patient in order and run the others concurrently; a failure is recorded once.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from dicomcast.config.settings import WorkerSettings
+from dicomcast.dicom.models import Page, UnreadableEntry
+from dicomcast.errors import PermanentUpstreamError
+from dicomcast.fhir.mapping.types import PatientKey
+from dicomcast.worker.availability import Backoff
+from dicomcast.worker.loop import SourceWorker
+from dicomcast.worker.page import _lanes
+from dicomcast.worker.runner import Runner, run_once
+from dicomcast.worker.state import WorkerState
+from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries
+
+A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
+WAIT = 60.0  # generous bound on an event another thread sets; never reached when the code is right
+
+
+def _worker(source: FakeSource, fhir: FakeFhir, owner: str = "host:1:a", **tuning: Any) -> SourceWorker:
+    return SourceWorker(make_context(source, fhir, memory_store(), **tuning), WorkerState(), owner)
+
+
+def test_a_cycle_writes_every_study_then_checkpoints_each_batch_after_its_writes() -> None:
+    source = FakeSource([study_entries(A, [1, 2]), study_entries(B, [3], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    worker = _worker(source, fhir, max_batch_entries=1)
+    checkpoint_seen: list[str | None] = []
+    fhir.on_transaction.append(lambda _: checkpoint_seen.append(worker.ctx.store.read_checkpoint(source.name)))
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.caught_up and report.pages == 2 and report.entries == 3
+    assert fhir.studies_written() == [A, B]
+    assert checkpoint_seen == [None, "1"]  # page 2's write saw page 1's checkpoint, never its own
+    assert worker.ctx.store.read_checkpoint(source.name) == "2"
+    assert worker.state.status(source.name).checkpoint == "2"
+
+
+def test_a_cycle_resumes_after_its_checkpoint() -> None:
+    source = FakeSource([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    worker = _worker(source, fhir, max_batch_entries=1)
+    worker.ctx.store.save_page(source.name, "1")
+
+    assert worker.run_cycle().ok
+
+    assert source.reads[0] == "1" and fhir.studies_written() == [B]
+
+
+def test_a_worker_that_lost_its_lease_during_a_batch_writes_no_checkpoint() -> None:
+    source = FakeSource([study_entries(A, [1])])
+    fhir = FakeFhir()
+    worker = _worker(source, fhir)
+    store = worker.ctx.store
+    fhir.on_transaction.append(
+        lambda _: store.acquire_lease(source.name, "other:2:b", timedelta(minutes=1), take_from=worker.owner)
+    )
+
+    report = worker.run_cycle()
+
+    assert not report.ok and "lease" in (report.error or "")
+    assert fhir.studies_written() == [A]  # the write happened; its checkpoint did not
+    assert store.read_checkpoint(source.name) is None
+    assert not worker.state.status(source.name).lease_held
+
+
+def test_a_standby_waits_without_reading_or_writing() -> None:
+    source = FakeSource([study_entries(A, [1])])
+    fhir = FakeFhir()
+    holder = _worker(source, fhir)
+    standby = SourceWorker(holder.ctx, WorkerState(), "other:2:b")
+    assert holder.run_cycle().ok
+    writes = len(fhir.transactions)
+
+    report = standby.run_cycle()
+
+    assert report.ok and report.waiting_for_lease and report.pages == 0
+    assert len(fhir.transactions) == writes
+
+
+def test_run_once_releases_the_lease_for_the_next_worker() -> None:
+    source = FakeSource([study_entries(A, [1])])
+    worker = _worker(source, FakeFhir())
+
+    [report] = run_once([worker], reconcile_interval=timedelta(0))
+
+    assert report.ok and worker.ctx.store.lease(source.name) is None
+
+
+def test_a_refused_study_is_recorded_once_and_the_others_and_the_checkpoint_go_on() -> None:
+    source = FakeSource([study_entries(A, [1]) + study_entries(B, [2], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    fhir.refuse_study.add(A)
+    worker = _worker(source, fhir)
+
+    first = worker.run_cycle()
+    worker.ctx.store.save_page(source.name, "0")  # the same batch again (a replay)
+    second = worker.run_cycle()
+
+    assert first.ok and first.failures == 1 and second.failures == 1
+    rows = worker.ctx.store.failures(source=source.name)
+    assert [(r.study_uid, r.failure_class, r.sequence, r.attempts) for r in rows] == [(A, "fhir", 1, 2)]
+    assert B in fhir.studies_written()
+    assert worker.ctx.store.read_checkpoint(source.name) == "1"
+
+
+def test_an_unreadable_feed_entry_is_one_feed_failure_row() -> None:
+    source = FakeSource([study_entries(A, [1])], unreadable={0: [UnreadableEntry(7, "no SOP Instance UID")]})
+    worker = _worker(source, FakeFhir())
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.failures == 1
+    [row] = worker.ctx.store.failures(source=source.name)
+    assert (row.failure_class, row.sequence) == ("feed", 7)
+
+
+def test_studies_of_one_patient_are_written_in_feed_order_and_the_patient_once() -> None:
+    source = FakeSource([study_entries(A, [1]) + study_entries(B, [2]) + study_entries(C, [3])])
+    fhir = FakeFhir()
+    worker = _worker(source, fhir)
+
+    assert worker.run_cycle().ok
+
+    assert fhir.studies_written() == [A, B, C]
+    patient_writes = [e for t in fhir.transactions for e in t["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert len(patient_writes) == 1  # one lane: the later studies saw the Patient the first one wrote
+
+
+def test_studies_of_different_patients_are_written_concurrently() -> None:
+    source = FakeSource([study_entries(A, [1], patient_id="PAT-1") + study_entries(B, [2], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    both_in_flight = threading.Barrier(2, timeout=WAIT)
+    fhir.on_transaction.append(lambda _: both_in_flight.wait())  # breaks (fails the test) if run one by one
+    worker = _worker(source, fhir, max_concurrent_studies=2)
+
+    report = worker.run_cycle()
+
+    assert report.ok and sorted(fhir.studies_written()) == [A, B]
+
+
+def test_one_study_at_a_time_when_max_concurrent_studies_is_one() -> None:
+    source = FakeSource([study_entries(A, [1], patient_id="PAT-1") + study_entries(B, [2], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    threads: set[str] = set()
+    fhir.on_transaction.append(lambda _: threads.add(threading.current_thread().name))
+    worker = _worker(source, fhir, max_concurrent_studies=1)
+
+    assert worker.run_cycle().ok
+    assert len(threads) == 1 and fhir.studies_written() == [A, B]  # one study thread, feed order
+
+
+def _key(value: str) -> PatientKey:
+    return PatientKey(None, value)
+
+
+@pytest.mark.parametrize(
+    ("keys", "lanes"),
+    [
+        ({"a": ["p1"], "b": ["p2"], "c": ["p1"]}, [["a", "c"], ["b"]]),
+        ({"a": ["p1"], "b": ["p2"], "c": ["p2", "p1"]}, [["a", "b", "c"]]),  # c joins two lanes
+        ({"a": [], "b": []}, [["a"], ["b"]]),  # no Patient key: a lane each
+    ],
+)
+def test_lanes_group_studies_that_share_a_patient(keys: dict[str, list[str]], lanes: list[list[str]]) -> None:
+    groups: dict[Any, Any] = {(None, s): [] for s in keys}
+    study_keys = {(None, s): [_key(k) for k in ks] for s, ks in keys.items()}
+
+    found = _lanes(groups, study_keys)
+
+    assert [[uid for _, uid in lane] for lane in found] == lanes
+
+
+class _Recorded(Runner):
+    """A runner whose next-cycle decisions are recorded instead of handed to the scheduler."""
+
+    def __init__(self, workers: list[SourceWorker]) -> None:
+        super().__init__(workers, WorkerSettings(), threading.Event())
+        self.delays: list[timedelta] = []
+
+    def _schedule(self, worker: SourceWorker, delay: timedelta) -> None:
+        self.delays.append(delay)
+
+
+class _DownSource(FakeSource):
+    def read_page(self, cursor: str | None) -> Page:
+        raise PermanentUpstreamError("DICOM server", "answered 400")
+
+
+def test_the_runner_schedules_catch_up_poll_interval_standby_and_backoff() -> None:
+    settings = WorkerSettings()
+    source = FakeSource([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    fhir = FakeFhir()
+    worker = _worker(source, fhir, max_batch_entries=1)
+    runner = _Recorded([worker])
+    fhir.on_transaction.append(lambda _: worker.ctx.stop_event.set())  # stopped after one batch: behind
+
+    runner._cycle(worker)
+    worker.ctx.stop_event.clear()
+    fhir.on_transaction.clear()
+    runner._cycle(worker)  # the rest: caught up
+    runner._cycle(SourceWorker(worker.ctx, WorkerState(), "other:2:b"))  # the lease is held: standby
+    down = _worker(_DownSource([]), fhir)
+    runner.backoffs[down.name] = Backoff()
+    runner._cycle(down)
+    runner._cycle(down)
+
+    catch_up, caught_up, standby, failed, failed_again = runner.delays
+    assert catch_up == settings.poll_interval_during_catchup
+    assert caught_up == settings.poll_interval
+    assert standby == min(settings.poll_interval, settings.lease_duration / 2)
+    assert settings.poll_interval <= failed <= failed_again
