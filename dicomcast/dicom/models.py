@@ -115,11 +115,15 @@ class Page:
     unreadable: Sequence[UnreadableEntry] = field(default_factory=tuple)  # each one failure row
 
     def by_study(self) -> dict[tuple[str | None, str], list[ChangeEntry]]:
-        """Entries grouped by (partition, study), each group in feed order."""
-        groups: dict[tuple[str | None, str], list[ChangeEntry]] = {}
-        for entry in self.entries:
-            groups.setdefault((entry.partition, entry.study_uid), []).append(entry)
-        return groups
+        return by_study(self.entries)
+
+
+def by_study(entries: Sequence[ChangeEntry]) -> dict[tuple[str | None, str], list[ChangeEntry]]:
+    """Entries grouped by (partition, study), each group in feed order."""
+    groups: dict[tuple[str | None, str], list[ChangeEntry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.partition, entry.study_uid), []).append(entry)
+    return groups
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ from dicomcast.reconcile.inventory import INSTANCE_NUMBER, SERIES_UID, SOP_UID, 
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import source_context
-from dicomcast.worker.retry import call_with_retry
-from dicomcast.worker.study import _needs_observations
+from dicomcast.worker.study_write import _needs_observations
 
 RECONCILE_SEQUENCE = 0  # entries made by reconciliation have no feed sequence
 SERIES_NUMBER = "00200011"
@@ -150,4 +149,4 @@ def has_writes(output: StudyOutput | None) -> bool:
 
 
 def _retry(ctx: SyncContext, fn: Any) -> Any:
-    return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)
+    return ctx.retry(fn)

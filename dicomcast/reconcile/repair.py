@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from dicomcast.dicom.models import ChangeEntry, Page
+from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, TransientUpstreamError
 from dicomcast.fhir.client import delete_entry, put_entry
 from dicomcast.fhir.mapping.types import Resource, StudyOutput
@@ -24,8 +24,7 @@ from dicomcast.reconcile.inventory import StudyRef
 from dicomcast.reconcile.plan import entries_of, has_writes
 from dicomcast.store import NewFailure
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import sync_page
-from dicomcast.worker.retry import call_with_retry
+from dicomcast.worker.page import sync_entries
 
 REFERRING = (("Observation", "part-of"), ("Observation", "derived-from"))
 MAX_CONFLICT_RETRIES = 5
@@ -55,7 +54,7 @@ def repair(ctx: SyncContext, checks: Sequence[StudyCheck], outputs: dict[StudyRe
             entries += entries_of(check)  # failing entries too: the write path records them
     if not entries:
         return result
-    page = sync_page(ctx, Page(entries=entries, next_cursor="", caught_up=True))
+    page = sync_entries(ctx, entries)
     result.studies_written += sum(1 for s in page.studies if s.written)
     failures = [NewFailure(entry, kind, why) for entry, kind, why in page.failures]
     if failures:
@@ -127,4 +126,4 @@ def _version(resource: Resource) -> str | None:
 
 
 def _retry(ctx: SyncContext, fn: Any) -> Any:
-    return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)
+    return ctx.retry(fn)

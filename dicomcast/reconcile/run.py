@@ -35,7 +35,6 @@ from dicomcast.reconcile.repair import RepairResult, repair
 from dicomcast.reconcile.state import RunState, fingerprint
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.retry import call_with_retry
 
 log = get_logger("dicomcast.reconcile")
 T = TypeVar("T")
@@ -250,13 +249,12 @@ class _Run:
     def _parallel(self, fn: Callable[[Any], T], items: Sequence[Any], connections: int) -> list[T]:
         if not items:
             return []
-        workers = max(1, min(self.ctx.max_concurrent_studies, connections, len(items)))
+        workers = max(1, min(self.ctx.tuning.max_concurrent_studies, connections, len(items)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
             return list(pool.map(fn, items))
 
     def _retry(self, fn: Callable[[], T]) -> T:
-        ctx = self.ctx
-        return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)
+        return self.ctx.retry(fn)
 
 
 def _repair_plan(check: StudyCheck, output: StudyOutput | None) -> str:

@@ -22,7 +22,7 @@ from dicomcast.logs import get_logger
 from dicomcast.store import Store, is_migrated, make_engine, migrate
 from dicomcast.worker import metrics
 from dicomcast.worker.availability import Availability, wait_until_available
-from dicomcast.worker.context import SyncContext
+from dicomcast.worker.context import CarryOver, SyncContext, Tuning
 from dicomcast.worker.retry import call_with_retry
 
 STARTUP_BUDGET = timedelta(seconds=15)
@@ -186,12 +186,14 @@ def _context(
         fhir=fhir,
         store=store,
         options=options,
-        max_concurrent_studies=settings.worker.max_concurrent_studies,
-        max_batch_entries=settings.worker.max_batch_entries,
-        retry_attempts=settings.retry.max_attempts,
-        retry_budget=settings.retry.total_retry_duration,
+        tuning=Tuning(
+            max_concurrent_studies=settings.worker.max_concurrent_studies,
+            max_batch_entries=settings.worker.max_batch_entries,
+            retry_attempts=settings.retry.max_attempts,
+            retry_budget=settings.retry.total_retry_duration,
+        ),
         stop_event=event,
-        dicomcast_table=dicomcast_table(settings),
+        carry_over=CarryOver(dicomcast_table(settings)),
     )
 
 

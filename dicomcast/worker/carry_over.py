@@ -22,12 +22,12 @@ log = get_logger("dicomcast.carry_over")
 def initial_cursor(ctx: SyncContext) -> str | None:
     """The cursor to start from when the store has none for this source (once per process)."""
     source = ctx.source
-    if ctx.carry_over_done or not isinstance(source, AzureChangeFeedSource):
+    if ctx.carry_over.done or not isinstance(source, AzureChangeFeedSource):
         return None
     cursor = _from_v1_checkpoint(ctx, source)
-    if cursor is None and ctx.dicomcast_table is not None:
+    if cursor is None and ctx.carry_over.table is not None:
         cursor = _from_dicomcast(ctx, source)
-    ctx.carry_over_done = True
+    ctx.carry_over.done = True
     return cursor
 
 
@@ -57,9 +57,9 @@ def _from_v1_checkpoint(ctx: SyncContext, source: AzureChangeFeedSource) -> str 
 
 
 def _from_dicomcast(ctx: SyncContext, source: AzureChangeFeedSource) -> str | None:
-    assert ctx.dicomcast_table is not None
-    where = describe(ctx.dicomcast_table)
-    state = read_sync_state(ctx.dicomcast_table)
+    assert ctx.carry_over.table is not None
+    where = describe(ctx.carry_over.table)
+    state = read_sync_state(ctx.carry_over.table)
     if state is None:
         log.warning("no DICOM Cast checkpoint found; starting at the feed's start", source=source.name, table=where)
         return None

@@ -1,16 +1,56 @@
-"""What the sync of one source needs, built once at start-up and shared by its threads."""
+"""What the sync of one source needs, built once at start-up and shared by its threads: its
+dependencies (`SyncContext`), how hard to work (`Tuning`), and what it learns while running
+(`EndpointCache`, `CarryOver`)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from dicomcast.config.settings import TableStoreSettings
 from dicomcast.dicom.models import ChangeSource
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import MappingOptions
 from dicomcast.store import Store
+from dicomcast.worker.retry import call_with_retry
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """DicomCastWorker:MaxConcurrentStudies, :MaxBatchEntries and RetryConfiguration:*."""
+
+    max_concurrent_studies: int = 8
+    max_batch_entries: int = 1000
+    retry_attempts: int = 8
+    retry_budget: timedelta = timedelta(minutes=2)
+
+
+class EndpointCache:
+    """partition -> FHIR Endpoint id, found or written once per process (under a lock: the studies
+    of a page run in parallel and must not write the Endpoint twice)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str | None, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, partition: str | None, ensure: Callable[[], str]) -> str:
+        with self._lock:
+            if partition not in self._ids:
+                self._ids[partition] = ensure()
+            return self._ids[partition]
+
+
+@dataclass
+class CarryOver:
+    """DICOM Cast's Table Storage, whose checkpoint seeds this source's first start (carry_over.py)."""
+
+    table: TableStoreSettings | None = None
+    done: bool = False
 
 
 @dataclass
@@ -19,13 +59,13 @@ class SyncContext:
     fhir: FhirClient
     store: Store
     options: MappingOptions
-    max_concurrent_studies: int = 8
-    max_batch_entries: int = 1000
-    retry_attempts: int = 8
-    retry_budget: timedelta = timedelta(minutes=2)
+    tuning: Tuning = field(default_factory=Tuning)
     stop_event: threading.Event = field(default_factory=threading.Event)
-    endpoint_ids: dict[str | None, str] = field(default_factory=dict)  # partition -> Endpoint id (process cache)
-    endpoint_lock: threading.Lock = field(default_factory=threading.Lock)
-    # DICOM Cast's Table Storage, whose checkpoint seeds this source's first start (carry_over.py)
-    dicomcast_table: TableStoreSettings | None = None
-    carry_over_done: bool = False
+    endpoints: EndpointCache = field(default_factory=EndpointCache)
+    carry_over: CarryOver = field(default_factory=CarryOver)
+
+    def retry(self, fn: Callable[[], T]) -> T:
+        """`fn` under the transient-failure policy (worker/retry.py), ended early by a stop request."""
+        return call_with_retry(
+            fn, max_attempts=self.tuning.retry_attempts, budget=self.tuning.retry_budget, stop_event=self.stop_event
+        )

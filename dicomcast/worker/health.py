@@ -214,7 +214,7 @@ def attach(server: HealthServer | None, settings: WorkerSettings, parts: Any) ->
     contexts = list(parts.contexts)
     stop = contexts[0].stop_event if contexts else threading.Event()
     LagMonitor(contexts, settings.poll_interval, stop).start()
-    budget = max((ctx.retry_budget for ctx in contexts), default=timedelta(minutes=2))
+    budget = max((ctx.tuning.retry_budget for ctx in contexts), default=timedelta(minutes=2))
     probes = server.httpd.probes
     probes.limit = stuck_after(settings, budget)
     probes.sources = [ctx.source.name for ctx in contexts]

@@ -14,7 +14,7 @@ from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
 
 if TYPE_CHECKING:
-    from dicomcast.worker.study import StudyState
+    from dicomcast.worker.study_write import StudyState
 
 STUDY_SYSTEM = "urn:dicom:uid"
 

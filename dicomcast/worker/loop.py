@@ -20,10 +20,9 @@ from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
-from dicomcast.worker.page import PageResult, sync_page
+from dicomcast.worker.page import SyncResult, sync_entries
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_page
-from dicomcast.worker.retry import call_with_retry
 from dicomcast.worker.state import WorkerState
 
 log = get_logger("dicomcast.worker")
@@ -104,7 +103,9 @@ class SourceWorker:
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
         cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
-        reader = BatchReader(self._read_page, self.ctx.max_batch_entries)  # next batch read while this one is written
+        reader = BatchReader(
+            self._read_page, self.ctx.tuning.max_batch_entries
+        )  # next batch read while this one is written
         while not self.ctx.stop_event.is_set():
             page = reader.read(cursor)
             faults.reached("page-read")
@@ -112,7 +113,7 @@ class SourceWorker:
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
             with telemetry.span("dicomcast.page", source=self.name, entries=len(page.entries)) as note:
-                result = sync_page(self.ctx, page)
+                result = sync_entries(self.ctx, page.entries)
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
             faults.reached("before-checkpoint")  # off unless a crash-safety test sets DICOMCAST_FAULT_HOLD
@@ -126,22 +127,16 @@ class SourceWorker:
                 return
 
     def _read_page(self, cursor: str | None) -> Page:
-        ctx = self.ctx
-        return call_with_retry(
-            lambda: ctx.source.read_page(cursor),
-            max_attempts=ctx.retry_attempts,
-            budget=ctx.retry_budget,
-            stop_event=ctx.stop_event,
-        )
+        return self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
 
-    def _failures(self, page: Page, result: PageResult) -> list[NewFailure]:
+    def _failures(self, page: Page, result: SyncResult) -> list[NewFailure]:
         unreadable = [NewFailure(entry, FEED_FAILURE, entry.reason) for entry in page.unreadable]
         return unreadable + [NewFailure(entry, cls, reason) for entry, cls, reason in result.failures]
 
     def _account(
         self,
         page: Page,
-        result: PageResult,
+        result: SyncResult,
         failures: list[NewFailure],
         seconds: float,
         cursor: str | None,

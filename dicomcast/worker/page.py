@@ -1,4 +1,4 @@
-"""Sync one page of the feed: group by study, read what FHIR holds once, write studies concurrently.
+"""Sync a batch of change entries (a feed page, a replayed failure, reconciled deletions): group by study, read what FHIR holds once, write studies concurrently.
 
 Studies that share a Patient run one after another in a "lane" (so the Patient is written once,
 with the right version); lanes run in parallel, bounded by DicomCastWorker:MaxConcurrentStudies.
@@ -9,7 +9,7 @@ study of the page is written or recorded as a permanent failure.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -17,14 +17,13 @@ from functools import partial
 from typing import TypeVar
 
 from dicomcast import telemetry
-from dicomcast.dicom.models import ChangeEntry, Page
+from dicomcast.dicom.models import ChangeEntry, by_study
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
 from dicomcast.worker import faults, lookups, metrics
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.retry import call_with_retry
-from dicomcast.worker.study import StudyResult, StudyState, sync_study
+from dicomcast.worker.study_write import StudyResult, StudyState, sync_study
 
 log = get_logger("dicomcast.worker")
 T = TypeVar("T")
@@ -33,7 +32,7 @@ StudyKey = tuple[str | None, str]  # (partition, study uid)
 
 
 @dataclass
-class PageResult:
+class SyncResult:
     studies: list[StudyResult] = field(default_factory=list)
 
     @property
@@ -45,24 +44,25 @@ class PageResult:
         return [w for s in self.studies for w in s.warnings]
 
 
-def sync_page(ctx: SyncContext, page: Page) -> PageResult:
-    groups = page.by_study()
+def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult:
+    """Write `entries` to FHIR, study by study; the caller records the failures and moves any checkpoint."""
+    groups = by_study(entries)
     if not groups:
-        return PageResult()
+        return SyncResult()
     contexts = {partition: source_context(ctx, partition) for partition, _ in groups}
-    existing = _with_retry(ctx, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups}))
+    existing = ctx.retry(lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups}))
     keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
     all_keys = {k for ks in keys.values() for k in ks}
-    patients = _with_retry(ctx, lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
+    patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
     lanes = _lanes(groups, keys)
-    workers = max(1, min(ctx.max_concurrent_studies, len(lanes)))
+    workers = max(1, min(ctx.tuning.max_concurrent_studies, len(lanes)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="study") as pool:
         futures = [  # each lane in a copy of this context: its study spans are children of the page's
             pool.submit(copy_context().run, _sync_lane, ctx, lane, groups, contexts, existing, patients)
             for lane in lanes
         ]
         results = [r for f in futures for r in f.result()]
-    return PageResult(results)
+    return SyncResult(results)
 
 
 def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
@@ -72,20 +72,20 @@ def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
 
 def ensure_endpoint(ctx: SyncContext, partition: str | None) -> str:
     """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing."""
-    with ctx.endpoint_lock:
-        if partition in ctx.endpoint_ids:
-            return ctx.endpoint_ids[partition]
-        address = ctx.source.endpoint_address(partition)
-        wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
-        current = _with_retry(ctx, lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
-        if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
-            names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
-            current = _with_retry(ctx, lambda: lookups.wado_endpoint(ctx.fhir, names))
-            wanted["id"] = current["id"] if current is not None else wanted["id"]
-        if current is None or _differs(current, wanted):
-            _with_retry(ctx, lambda: ctx.fhir.put(wanted))
-        ctx.endpoint_ids[partition] = str(wanted["id"])
-        return ctx.endpoint_ids[partition]
+    return ctx.endpoints.get(partition, partial(_write_endpoint, ctx, partition))
+
+
+def _write_endpoint(ctx: SyncContext, partition: str | None) -> str:
+    address = ctx.source.endpoint_address(partition)
+    wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
+    current = ctx.retry(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
+    if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
+        names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
+        current = ctx.retry(lambda: lookups.wado_endpoint(ctx.fhir, names))
+        wanted["id"] = current["id"] if current is not None else wanted["id"]
+    if current is None or _differs(current, wanted):
+        ctx.retry(lambda: ctx.fhir.put(wanted))
+    return str(wanted["id"])
 
 
 def _differs(current: Resource, wanted: Resource) -> bool:
@@ -149,7 +149,7 @@ def _sync_lane(
         with telemetry.span(
             "dicomcast.study", source=ctx.source.name, study_uid=study_uid, entries=len(entries)
         ) as note:
-            result = _with_retry(ctx, partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
+            result = ctx.retry(partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
             note(written=result.written, failures=len(result.failures), warnings=len(result.warnings))
         _log_study(ctx, result, entries, time.perf_counter() - started)
         if result.written:
@@ -174,7 +174,3 @@ def _log_study(ctx: SyncContext, result: StudyResult, entries: Sequence[ChangeEn
         log.warning("mapping warning", sequence=warning.sequence, tag=warning.tag, detail=warning.message)
         if warning.kind:
             metrics.PATIENT_WARNINGS.labels(ctx.source.name, warning.kind).inc()
-
-
-def _with_retry(ctx: SyncContext, fn: Callable[[], T]) -> T:
-    return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)

@@ -39,8 +39,7 @@ from dicomcast.store import NewFailure
 from dicomcast.store.synced import SyncedIndex, SyncedKey
 from dicomcast.worker.availability import Availability
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import sync_page
-from dicomcast.worker.retry import call_with_retry
+from dicomcast.worker.page import sync_entries
 
 log = get_logger("dicomcast.reconcile")
 
@@ -215,12 +214,7 @@ def _present_instances(ctx: SyncContext, study_uid: str) -> set[str]:
     source = ctx.source
     if not isinstance(source, OrthancSource):  # guarded by supports_reconcile; never guess "gone"
         raise TypeError(f"{source.name} cannot be reconciled")
-    return call_with_retry(
-        lambda: source.present_instances(study_uid),
-        max_attempts=ctx.retry_attempts,
-        budget=ctx.retry_budget,
-        stop_event=ctx.stop_event,
-    )
+    return ctx.retry(lambda: source.present_instances(study_uid))
 
 
 def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:
@@ -236,7 +230,7 @@ def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:
 
 def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], report: ReconcileReport) -> None:
     """Write the deletions; forget what reached FHIR, record what failed for good."""
-    result = sync_page(ctx, Page(entries=entries, next_cursor="", caught_up=True))
+    result = sync_entries(ctx, entries)
     failed = {entry.sop_instance_uid for entry, _, _ in result.failures}
     by_study: dict[str, list[str]] = {}
     for entry in entries:

@@ -10,14 +10,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page, is_uid
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, is_uid
 from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.store import NewFailure
 from dicomcast.store.models import Failure
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import sync_page
-from dicomcast.worker.retry import call_with_retry
+from dicomcast.worker.page import sync_entries
 
 log = get_logger("dicomcast.worker.replay")
 T = TypeVar("T")
@@ -86,10 +85,10 @@ def entry_of(row: Failure) -> ChangeEntry | None:
 
 
 def _sync_entry(ctx: SyncContext, entry: ChangeEntry) -> list[NewFailure]:
-    """The same path as the feed: a one-entry page through the study sync."""
-    result = sync_page(ctx, Page(entries=[entry], next_cursor="", caught_up=True))
+    """The same path as the feed: the one entry through the study sync."""
+    result = sync_entries(ctx, [entry])
     return [NewFailure(e, cls, why) for e, cls, why in result.failures]
 
 
 def _with_retry(ctx: SyncContext, fn: Callable[[], T]) -> T:
-    return call_with_retry(fn, max_attempts=ctx.retry_attempts, budget=ctx.retry_budget, stop_event=ctx.stop_event)
+    return ctx.retry(fn)

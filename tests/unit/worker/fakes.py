@@ -18,7 +18,7 @@ from dicomcast.dicom.models import ChangeEntry, DicomJson, FeedPosition, Page, U
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import MappingOptions
 from dicomcast.store import Store, migrate
-from dicomcast.worker.context import SyncContext
+from dicomcast.worker.context import SyncContext, Tuning
 from tests.unit.mapping.builders import entry, instance
 
 Hook = Callable[[dict[str, Any]], None]
@@ -150,4 +150,6 @@ def study_entries(study: str, sequences: Sequence[int], *, patient_id: str = "PA
 
 
 def make_context(source: FakeSource, fhir: FakeFhir, store: Store, **tuning: Any) -> SyncContext:
-    return SyncContext(source=source, fhir=fhir.client(), store=store, options=MappingOptions(), **tuning)
+    return SyncContext(
+        source=source, fhir=fhir.client(), store=store, options=MappingOptions(), tuning=Tuning(**tuning)
+    )

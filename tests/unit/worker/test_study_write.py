@@ -12,7 +12,7 @@ from dicomcast.dicom.models import ChangeAction, ChangeEntry
 from dicomcast.errors import MappingError
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import SourceContext, StudyInput, StudyOutput
-from dicomcast.worker import study
+from dicomcast.worker import study_write as study
 from dicomcast.worker.context import SyncContext
 
 

@@ -1,4 +1,5 @@
-"""Sync one study's entries of a page: map against what FHIR holds, write one transaction.
+"""Write one study's entries of a batch to FHIR (the ImagingStudy mapping itself is fhir/mapping/study.py):
+map against what FHIR holds, write one transaction.
 
 On 412 (someone changed a resource since it was read) the study is re-read, re-merged and
 written again. On a permanent FHIR error for a multi-entry study, each entry is tried alone so
