@@ -22,7 +22,7 @@ from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import MappingOptions, SourceContext, StudyInput
 from dicomcast.http import make_client
 from dicomcast.worker.lookups import study_token
-from dicomcast.worker.study import transaction_entries
+from dicomcast.worker.study_write import transaction_entries
 
 DICOM_CAST_PAGE = 10
 
