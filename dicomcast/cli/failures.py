@@ -10,6 +10,7 @@ import click
 
 from dicomcast.cli.common import exit_with, log, operator_errors, settings_of
 from dicomcast.errors import ExitCode
+from dicomcast.failures import FailureClass
 from dicomcast.store import Store
 from dicomcast.store.models import Failure
 from dicomcast.urls import redact_text
@@ -25,7 +26,7 @@ def failures() -> None:
 
 @failures.command("list")
 @click.option("--source", help="Only this source (as `checkpoint show` names it).")
-@click.option("--class", "failure_class", help="Only this class: dicom, fhir, ...")
+@click.option("--class", "failure_class", help=f"Only this class: {', '.join(FailureClass)}")
 @click.option("--study", "study_uid", help="Only this StudyInstanceUID.")
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved failures.")
 @click.pass_context

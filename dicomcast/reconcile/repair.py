@@ -22,7 +22,6 @@ from dicomcast.fhir.mapping.types import Resource, StudyOutput
 from dicomcast.reconcile.compare import StudyCheck, owned_by_source
 from dicomcast.reconcile.inventory import StudyRef
 from dicomcast.reconcile.plan import entries_of, has_writes
-from dicomcast.store import NewFailure
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import sync_entries
 
@@ -56,7 +55,7 @@ def repair(ctx: SyncContext, checks: Sequence[StudyCheck], outputs: dict[StudyRe
         return result
     page = sync_entries(ctx, entries)
     result.studies_written += sum(1 for s in page.studies if s.written)
-    failures = [NewFailure(entry, kind, why) for entry, kind, why in page.failures]
+    failures = page.failures
     if failures:
         ctx.store.record_failures(ctx.source.name, failures)
     result.failures += len(failures)

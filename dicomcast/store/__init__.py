@@ -1,6 +1,6 @@
 """The store: checkpoints, failures and leases in SQLite (default) or PostgreSQL."""
 
 from dicomcast.store.db import is_migrated, make_engine, migrate
-from dicomcast.store.repository import NewFailure, Store
+from dicomcast.store.repository import Store
 
-__all__ = ["NewFailure", "Store", "is_migrated", "make_engine", "migrate"]
+__all__ = ["Store", "is_migrated", "make_engine", "migrate"]

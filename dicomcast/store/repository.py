@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, update
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from dicomcast.dicom.models import ChangeEntry, UnreadableEntry, recordable_uid
 from dicomcast.errors import StoreError
+from dicomcast.failures import EntryFailure
 from dicomcast.store.models import ACTION_LENGTH, PARTITION_LENGTH, Checkpoint, Failure, Lease
 
 MAX_MESSAGE = 2000
@@ -24,13 +24,6 @@ def _now() -> datetime:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class NewFailure:
-    entry: ChangeEntry | UnreadableEntry
-    failure_class: str
-    message: str
 
 
 def _action(entry: ChangeEntry | UnreadableEntry) -> str:
@@ -55,7 +48,7 @@ class Store:
             row = session.get(Checkpoint, source)
             return row.cursor if row else None
 
-    def save_page(self, source: str, cursor: str, failures: Sequence[NewFailure] = ()) -> None:
+    def save_page(self, source: str, cursor: str, failures: Sequence[EntryFailure] = ()) -> None:
         """Advance the checkpoint and record the page's permanent failures in one transaction."""
         with self._session() as session, session.begin():
             for failure in failures:
@@ -66,7 +59,7 @@ class Store:
             else:
                 row.cursor, row.updated_at = cursor, _now()
 
-    def record_failures(self, source: str, failures: Sequence[NewFailure]) -> None:
+    def record_failures(self, source: str, failures: Sequence[EntryFailure]) -> None:
         """Record permanent failures without moving the checkpoint (replays, reconciliation)."""
         with self._session() as session, session.begin():
             for failure in failures:
@@ -84,10 +77,10 @@ class Store:
             return list(session.scalars(select(Checkpoint).order_by(Checkpoint.source)))
 
     # -- failures ------------------------------------------------------------------------------
-    def _record_failure(self, session: Session, source: str, failure: NewFailure) -> None:
+    def _record_failure(self, session: Session, source: str, failure: EntryFailure) -> None:
         entry, now = failure.entry, _now()
         sop_instance_uid = recordable_uid(entry.sop_instance_uid)
-        message = failure.message[:MAX_MESSAGE]
+        message = failure.reason[:MAX_MESSAGE]
         existing = session.scalars(
             select(Failure).where(
                 Failure.source == source,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from dicomcast import telemetry
 from dicomcast.dicom.models import Page
 from dicomcast.errors import DicomcastError, LeaseLostError
+from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
-from dicomcast.store import NewFailure
 from dicomcast.worker import faults, metrics
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
@@ -26,7 +26,6 @@ from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.state import WorkerState
 
 log = get_logger("dicomcast.worker")
-FEED_FAILURE = "feed"  # the failure class of an entry the source could not read
 
 
 @dataclass
@@ -129,15 +128,15 @@ class SourceWorker:
     def _read_page(self, cursor: str | None) -> Page:
         return self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
 
-    def _failures(self, page: Page, result: SyncResult) -> list[NewFailure]:
-        unreadable = [NewFailure(entry, FEED_FAILURE, entry.reason) for entry in page.unreadable]
-        return unreadable + [NewFailure(entry, cls, reason) for entry, cls, reason in result.failures]
+    def _failures(self, page: Page, result: SyncResult) -> list[EntryFailure]:
+        unreadable = [EntryFailure(entry, FailureClass.FEED, entry.reason) for entry in page.unreadable]
+        return unreadable + result.failures
 
     def _account(
         self,
         page: Page,
         result: SyncResult,
-        failures: list[NewFailure],
+        failures: list[EntryFailure],
         seconds: float,
         cursor: str | None,
         report: CycleReport,
@@ -155,7 +154,7 @@ class SourceWorker:
                 metrics.INSTANCES.labels(self.name, entry.action.value).inc()
         for failure in failures:
             metrics.FAILURES.labels(self.name, failure.failure_class).inc()
-            log.error("entry failed", source=self.name, entry=failure.entry.describe(), reason=failure.message)
+            log.error("entry failed", source=self.name, entry=failure.entry.describe(), reason=failure.reason)
         for entry, why in page.skipped:
             metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
             log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)

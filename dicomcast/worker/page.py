@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry, by_study
+from dicomcast.failures import EntryFailure
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
@@ -36,7 +37,7 @@ class SyncResult:
     studies: list[StudyResult] = field(default_factory=list)
 
     @property
-    def failures(self) -> list[tuple[ChangeEntry, str, str]]:
+    def failures(self) -> list[EntryFailure]:
         return [f for s in self.studies for f in s.failures]
 
     @property

@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
 from dicomcast.dicom.orthanc import OrthancSource
 from dicomcast.errors import DicomcastError
+from dicomcast.failures import EntryFailure
 from dicomcast.logs import get_logger
-from dicomcast.store import NewFailure
 from dicomcast.store.synced import SyncedIndex, SyncedKey
 from dicomcast.worker.availability import Availability
 from dicomcast.worker.context import SyncContext
@@ -231,7 +231,7 @@ def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:
 def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], report: ReconcileReport) -> None:
     """Write the deletions; forget what reached FHIR, record what failed for good."""
     result = sync_entries(ctx, entries)
-    failed = {entry.sop_instance_uid for entry, _, _ in result.failures}
+    failed = {failure.entry.sop_instance_uid for failure in result.failures}
     by_study: dict[str, list[str]] = {}
     for entry in entries:
         if entry.sop_instance_uid not in failed:
@@ -241,9 +241,9 @@ def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], rep
     report.instances_deleted += sum(len(u) for u in by_study.values())
     report.failures += len(result.failures)
     if result.failures:
-        record_failures(ctx, [NewFailure(e, cls, why) for e, cls, why in result.failures])
+        record_failures(ctx, result.failures)
 
 
-def record_failures(ctx: SyncContext, failures: Sequence[NewFailure]) -> None:
+def record_failures(ctx: SyncContext, failures: Sequence[EntryFailure]) -> None:
     """Record permanent failures without moving the source's checkpoint."""
     ctx.store.record_failures(ctx.source.name, failures)

@@ -12,8 +12,8 @@ from typing import TypeVar
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, is_uid
 from dicomcast.errors import DicomcastError
+from dicomcast.failures import EntryFailure
 from dicomcast.logs import get_logger
-from dicomcast.store import NewFailure
 from dicomcast.store.models import Failure
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import sync_entries
@@ -62,7 +62,7 @@ def replay_failure(contexts: Mapping[str, SyncContext], row: Failure) -> Replaye
         return Replayed(row, ReplayOutcome.NOT_NOW, str(exc))
     if problems:
         ctx.store.record_failures(ctx.source.name, problems)
-        return Replayed(row, ReplayOutcome.STILL_FAILING, problems[0].message)
+        return Replayed(row, ReplayOutcome.STILL_FAILING, problems[0].reason)
     ctx.store.resolve_failure(row.id)
     log.info("failure replayed", failure_id=row.id, source=row.source, sequence=row.sequence)
     return Replayed(row, ReplayOutcome.RESOLVED)
@@ -84,10 +84,9 @@ def entry_of(row: Failure) -> ChangeEntry | None:
     )
 
 
-def _sync_entry(ctx: SyncContext, entry: ChangeEntry) -> list[NewFailure]:
+def _sync_entry(ctx: SyncContext, entry: ChangeEntry) -> list[EntryFailure]:
     """The same path as the feed: the one entry through the study sync."""
-    result = sync_entries(ctx, [entry])
-    return [NewFailure(e, cls, why) for e, cls, why in result.failures]
+    return sync_entries(ctx, [entry]).failures
 
 
 def _with_retry(ctx: SyncContext, fn: Callable[[], T]) -> T:

@@ -1,5 +1,25 @@
 """The retry policy for transient failures (tenacity): exponential backoff with jitter, Retry-After
-honoured, bounded by RetryConfiguration:MaxAttempts and :TotalRetryDuration, interruptible by stop."""
+honoured, bounded by RetryConfiguration:MaxAttempts and :TotalRetryDuration, interruptible by stop.
+
+Three retry layers nest; this is the one place that adds them up (defaults in brackets):
+
+1. `http.RetryingTransport` (innermost): GET/HEAD only, 4 tries per request, backoff waits of at
+   most 5 s (Retry-After honoured up to 30 s). Writes (PUT, the POST of a transaction) go once.
+2. `worker/study_write.py`: a study whose transaction meets 412 is re-read, re-merged and written
+   again, at most MAX_CONFLICT_RETRIES (5) transactions; then it raises TransientUpstreamError.
+3. `call_with_retry` (`SyncContext.retry`, outermost): one batch read, one lookup, one study: at most
+   MaxAttempts (8) attempts, waits of at most 30 s (Retry-After capped there too), and no attempt
+   starts once TotalRetryDuration (2 min) has passed since the first one.
+
+Worst case for one unit of work, with the defaults:
+* requests: a read 8 x 4 = 32 GETs; a study write 8 x 5 = 40 transactions, each after the first
+  preceded by a re-read of the study and its Patients (GETs of up to 4 tries each).
+* time: TotalRetryDuration + one wait + one attempt: 2 min + 30 s + the last attempt, which for a
+  read is at most 4 requests and 3 waits of 30 s (each request bounded by httpx's per-phase
+  timeouts: connect 10 s, read/write 30 s), about 6 min in all; a study's last attempt is up to 5
+  transactions with their re-reads. Past that the cycle fails with its checkpoint kept and the
+  runner tries again after its own backoff (availability.RETRY_CAP), without end: the process stays up.
+"""
 
 from __future__ import annotations
 

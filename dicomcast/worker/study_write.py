@@ -15,6 +15,7 @@ from typing import Any
 
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError, TransientUpstreamError
+from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.fhir.client import delete_entry, put_entry
 from dicomcast.fhir.mapping import map_study
 from dicomcast.fhir.mapping.types import (
@@ -41,7 +42,7 @@ class StudyResult:
     study_uid: str
     entries: int
     written: bool = False
-    failures: list[tuple[ChangeEntry, str, str]] = field(default_factory=list)  # (entry, class, reason)
+    failures: list[EntryFailure] = field(default_factory=list)
     warnings: list[MappingWarning] = field(default_factory=list)
 
 
@@ -85,10 +86,10 @@ def sync_study(
         return _write_with_conflict_retry(ctx, source_ctx, study_uid, partition, entries, state)
     except PermanentUpstreamError as exc:
         if len(entries) == 1:
-            return StudyResult(study_uid, 1, failures=[(entries[0], "fhir", str(exc))])
+            return StudyResult(study_uid, 1, failures=[EntryFailure(entries[0], FailureClass.FHIR, str(exc))])
     except MappingError as exc:  # data the mapping could not turn into valid FHIR
         if len(entries) == 1:
-            return StudyResult(study_uid, 1, failures=[(entries[0], "dicom", str(exc))])
+            return StudyResult(study_uid, 1, failures=[EntryFailure(entries[0], FailureClass.DICOM, str(exc))])
     result = StudyResult(study_uid, len(entries))
     for entry in entries:  # isolate the poison entry; the others still land
         one = sync_study(ctx, source_ctx, study_uid, partition, [entry], state)
@@ -115,7 +116,7 @@ def _write_with_conflict_retry(
         result = StudyResult(
             study_uid,
             len(entries),
-            failures=[(f.entry, "dicom", f.reason) for f in output.failures],
+            failures=list(output.failures),
             warnings=list(output.warnings),
         )
         planned = transaction_entries(output)

@@ -9,8 +9,9 @@ import pytest
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry
 from dicomcast.errors import StoreError
+from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.status import open_existing, read_status
-from dicomcast.store import NewFailure, Store, make_engine, migrate
+from dicomcast.store import Store, make_engine, migrate
 
 SOURCE = "orthanc:http://127.0.0.1:8042"
 
@@ -23,8 +24,11 @@ def test_status_of_a_store_with_progress(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate(make_engine(url))
     store = Store(make_engine(url))
-    failures = [NewFailure(_entry(3), "dicom", "bad date"), NewFailure(_entry(5), "dicom", "bad date")]
-    store.save_page(SOURCE, "7", [*failures, NewFailure(_entry(6), "fhir", "422")])
+    failures = [
+        EntryFailure(_entry(3), FailureClass.DICOM, "bad date"),
+        EntryFailure(_entry(5), FailureClass.DICOM, "bad date"),
+    ]
+    store.save_page(SOURCE, "7", [*failures, EntryFailure(_entry(6), FailureClass.FHIR, "422")])
     store.acquire_lease(SOURCE, "host:1:abc", timedelta(seconds=60))
     resolved = store.failures(failure_class="fhir")[0].id
     store.resolve_failure(resolved)

@@ -19,6 +19,7 @@ from dicomcast.fhir.mapping.issues import Issues
 from dicomcast.fhir.mapping.study import StudyMerger, without_meta
 from dicomcast.fhir.mapping.types import (
     EntryFailure,
+    FailureClass,
     MappingOptions,
     MappingWarning,
     Resource,
@@ -60,7 +61,7 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
         try:
             subject = book.apply(facts.patient, entry)
         except PatientIdentityConflictError as conflict:
-            output.failures.append(EntryFailure(entry, str(conflict)))
+            output.failures.append(EntryFailure(entry, FailureClass.DICOM, str(conflict)))
             continue
         merger.add(facts, subject)
         if facts.is_dose_report and options.generate_observations:
@@ -82,7 +83,7 @@ def _extract(
     try:
         facts = extract(entry, metadata, options, issues)
     except MappingError as error:
-        output.failures.append(EntryFailure(entry, str(error)))
+        output.failures.append(EntryFailure(entry, FailureClass.DICOM, str(error)))
         return None
     output.warnings.extend(issues.warnings)
     return facts

@@ -13,6 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 from dicomcast.dicom.models import ChangeEntry
+from dicomcast.failures import EntryFailure, FailureClass
+
+__all__ = ["EntryFailure", "FailureClass"]  # re-exported: the mapping's failures are DICOM ones
 
 Resource = dict[str, Any]
 
@@ -58,14 +61,6 @@ class MappingWarning:
     tag: str | None
     message: str  # never a value from the data (no PHI): what is wrong and where
     kind: str = ""  # set for the warnings the worker counts (e.g. patient demographics conflicts)
-
-
-@dataclass(frozen=True)
-class EntryFailure:
-    """An entry that cannot be synced as is: recorded as a permanent failure, the rest goes on."""
-
-    entry: ChangeEntry
-    reason: str
 
 
 @dataclass(frozen=True)

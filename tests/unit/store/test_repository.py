@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dicomcast.dicom.models import UNKNOWN_SEQUENCE, ChangeAction, ChangeEntry, UnreadableEntry
-from dicomcast.store import NewFailure, Store
+from dicomcast.failures import EntryFailure, FailureClass
+from dicomcast.store import Store
 
 SOURCE = "orthanc:http://127.0.0.1:1"
 
@@ -24,10 +25,10 @@ def test_checkpoint_moves_with_the_page_and_can_be_reset(store: Store) -> None:
 
 
 def test_the_same_failure_twice_is_one_row_with_two_attempts(store: Store) -> None:
-    failure = NewFailure(_entry(7), "fhir", "HTTP 422: ImagingStudy.series invalid")
+    failure = EntryFailure(_entry(7), FailureClass.FHIR, "HTTP 422: ImagingStudy.series invalid")
     store.save_page(SOURCE, "7", [failure])
     store.save_page(SOURCE, "7", [failure])
-    store.save_page(SOURCE, "8", [NewFailure(_entry(8, "1.2.3.2"), "dicom", "invalid Modality")])
+    store.save_page(SOURCE, "8", [EntryFailure(_entry(8, "1.2.3.2"), FailureClass.DICOM, "invalid Modality")])
 
     rows = store.failures(source=SOURCE)
     assert [(r.sequence, r.attempts, r.failure_class) for r in rows] == [(7, 2, "fhir"), (8, 1, "dicom")]
@@ -41,8 +42,12 @@ def test_every_value_a_feed_can_send_fits_the_failure_row(store: Store) -> None:
     long_uid = "1." + "2" * 100
     huge = ChangeEntry(2**63 - 1, ChangeAction.CREATE, long_uid, "1.2", "1.2.3", partition="p" * 300)
     unreadable = UnreadableEntry(UNKNOWN_SEQUENCE, "entry is not a JSON object", action="x" * 40)
-    store.save_page(SOURCE, "9", [NewFailure(huge, "dicom", "m" * 5000), NewFailure(unreadable, "feed", "why")])
-    store.save_page(SOURCE, "9", [NewFailure(unreadable, "feed", "why")])  # seen again: the same row
+    store.save_page(
+        SOURCE,
+        "9",
+        [EntryFailure(huge, FailureClass.DICOM, "m" * 5000), EntryFailure(unreadable, FailureClass.FEED, "why")],
+    )
+    store.save_page(SOURCE, "9", [EntryFailure(unreadable, FailureClass.FEED, "why")])  # seen again: the same row
 
     rows = store.failures(source=SOURCE)
     assert [(r.sequence, r.attempts) for r in rows] == [(2**63 - 1, 1), (UNKNOWN_SEQUENCE, 2)]
@@ -54,12 +59,12 @@ def test_every_value_a_feed_can_send_fits_the_failure_row(store: Store) -> None:
 
 def test_text_that_is_no_uid_is_not_stored_as_one(store: Store) -> None:
     entry = ChangeEntry(3, ChangeAction.CREATE, "Doe^John", "1.2", "1.2.3")
-    store.save_page(SOURCE, "3", [NewFailure(entry, "feed", "studyInstanceUid is not a valid UID")])
+    store.save_page(SOURCE, "3", [EntryFailure(entry, FailureClass.FEED, "studyInstanceUid is not a valid UID")])
     assert store.failures()[0].study_uid == ""
 
 
 def test_a_resolved_failure_leaves_the_open_list(store: Store) -> None:
-    store.save_page(SOURCE, "7", [NewFailure(_entry(7), "dicom", "invalid Modality")])
+    store.save_page(SOURCE, "7", [EntryFailure(_entry(7), FailureClass.DICOM, "invalid Modality")])
     row = store.failures()[0]
 
     assert store.resolve_failure(row.id)

@@ -73,5 +73,5 @@ def test_an_entry_the_mapping_rejects_fails_alone(monkeypatch: pytest.MonkeyPatc
 
     result = study.sync_study(ctx, SourceContext("http://dicom", "Endpoint/e"), "1.2", None, entries, state)
 
-    assert [(e.sequence, cls) for e, cls, _ in result.failures] == [(2, "dicom")]
+    assert [(f.entry.sequence, f.failure_class) for f in result.failures] == [(2, "dicom")]
     assert result.written and len(seen) == 2  # entries 1 and 3 still reached FHIR
