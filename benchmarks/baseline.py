@@ -18,10 +18,10 @@ from dicomcast.dicom.azure import AzureChangeFeedSource
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.fhir.client import FhirClient, put_entry
 from dicomcast.fhir.mapping import endpoint_resource, map_study, patient_key
+from dicomcast.fhir.mapping.ids import study_token
 from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import MappingOptions, SourceContext, StudyInput
 from dicomcast.http import make_client
-from dicomcast.worker.lookups import study_token
 from dicomcast.worker.study_write import transaction_entries
 
 DICOM_CAST_PAGE = 10

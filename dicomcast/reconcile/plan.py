@@ -14,14 +14,13 @@ from typing import Any
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson
 from dicomcast.fhir.mapping import endpoint_resource, legacy, map_study, patient_key
-from dicomcast.fhir.mapping.study import without_meta
+from dicomcast.fhir.mapping.study import needs_dose_observations, without_meta
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext, StudyInput, StudyOutput
 from dicomcast.reconcile.compare import Difference, StudyCheck
 from dicomcast.reconcile.inventory import INSTANCE_NUMBER, SERIES_UID, SOP_UID, StudyRef, text_of
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import source_context
-from dicomcast.worker.study_write import _needs_observations
 
 RECONCILE_SEQUENCE = 0  # entries made by reconciliation have no feed sequence
 SERIES_NUMBER = "00200011"
@@ -103,7 +102,7 @@ def evaluate(ctx: SyncContext, checks: Sequence[StudyCheck]) -> dict[StudyRef, S
             continue
         entries = entries_of(check)
         observations: list[Resource] = []
-        if check.kept is not None and _needs_observations(entries, check.kept):
+        if check.kept is not None and needs_dose_observations(entries, check.kept):
             read = partial(lookups.observations_of, ctx.fhir, check.kept, check.ref.study_uid)
             observations = _retry(ctx, read)
         study = StudyInput(check.ref.study_uid, check.ref.partition, entries, check.kept, patients, observations)

@@ -24,7 +24,7 @@ from typing import Any, TextIO, TypeVar
 import httpx
 
 from dicomcast.errors import ConfigError
-from dicomcast.fhir.mapping import legacy
+from dicomcast.fhir.mapping import ids, legacy
 from dicomcast.fhir.mapping.types import SourceContext, StudyOutput
 from dicomcast.logs import get_logger
 from dicomcast.reconcile.compare import Difference, StudyCheck, compare
@@ -168,8 +168,7 @@ class _Run:
         checks = []
         for ref, dicom in zip(chunk, listed, strict=True):
             source_ctx = self._context(ref.partition)
-            root = source_ctx.source_uri.split("/partitions/")[0]
-            checks.append(compare(ref, dicom, found.get(ref.study_uid, []), source_ctx, root))
+            checks.append(compare(ref, dicom, found.get(ref.study_uid, []), source_ctx, source_ctx.service_root))
         outputs = self._plan(checks)
         differing = [c for c in checks if c.differences]
         for check in differing:
@@ -239,9 +238,9 @@ class _Run:
             params = {"_source": ",".join([address, *legacy.dicom_cast_addresses(address)])}
             params["_elements"] = "identifier,started"
             if filters.study_uid:
-                params["identifier"] = lookups.study_token(filters.study_uid)
+                params["identifier"] = ids.study_token(filters.study_uid)
             for study in self._retry(lambda p=params: self.ctx.fhir.search("ImagingStudy", p)):  # type: ignore[misc]
-                uid = lookups.study_uid_of(study)
+                uid = ids.study_uid_of(study)
                 if uid and _within(study.get("started"), filters):
                     found.add(StudyRef(partition or "", uid))
         return sorted(found)

@@ -8,27 +8,13 @@ from typing import TYPE_CHECKING
 
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping import legacy
-from dicomcast.fhir.mapping.ids import resource_id
+from dicomcast.fhir.mapping.ids import resource_id, study_token, study_uid_of
 from dicomcast.fhir.mapping.patient import identity_keys
 from dicomcast.fhir.mapping.terminology import ENDPOINT_CONNECTION_TYPE
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext
 
 if TYPE_CHECKING:
     from dicomcast.worker.study_write import StudyState
-
-STUDY_SYSTEM = "urn:dicom:uid"
-
-
-def study_token(study_uid: str) -> str:
-    return f"{STUDY_SYSTEM}|urn:oid:{study_uid}"
-
-
-def study_uid_of(resource: Resource) -> str | None:
-    for identifier in resource.get("identifier", []):
-        value = str(identifier.get("value", ""))
-        if identifier.get("system") == STUDY_SYSTEM and value.startswith("urn:oid:"):
-            return value.removeprefix("urn:oid:")
-    return None
 
 
 def pick_study(candidates: Iterable[Resource], source_ctx: SourceContext, our_root: str) -> Resource | None:
@@ -108,7 +94,7 @@ def wado_endpoint(fhir: FhirClient, names: Iterable[str]) -> Resource | None:
 
 def refresh(fhir: FhirClient, study_uid: str, source_ctx: SourceContext, state: StudyState) -> None:
     """Re-read the study and its patients after a 412."""
-    root = source_ctx.source_uri.split("/partitions/")[0]
-    state.study = pick_study(studies_by_uid(fhir, [study_uid]).get(study_uid, []), source_ctx, root)
+    found = studies_by_uid(fhir, [study_uid]).get(study_uid, [])
+    state.study = pick_study(found, source_ctx, source_ctx.service_root)
     if state.patients:
         state.patients.update(patients_by_key(fhir, list(state.patients)))

@@ -143,8 +143,8 @@ def _sync_lane(
     results = []
     for partition, study_uid in lane:
         source_ctx = contexts[partition]
-        root = source_ctx.source_uri.split("/partitions/")[0]
-        state = StudyState(lookups.pick_study(existing.get(study_uid, []), source_ctx, root), shared_patients)
+        study = lookups.pick_study(existing.get(study_uid, []), source_ctx, source_ctx.service_root)
+        state = StudyState(study, shared_patients)
         started = time.perf_counter()
         entries = groups[(partition, study_uid)]
         with telemetry.span(

@@ -18,6 +18,7 @@ from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.fhir.client import delete_entry, put_entry
 from dicomcast.fhir.mapping import map_study
+from dicomcast.fhir.mapping.study import needs_dose_observations
 from dicomcast.fhir.mapping.types import (
     MappingWarning,
     PatientKey,
@@ -34,7 +35,6 @@ log = get_logger("dicomcast.worker")
 
 MAX_CONFLICT_RETRIES = 5
 MAX_BUNDLE_ENTRIES = 500  # Azure FHIR's bundle limit; also what most servers accept
-DOSE_SR_MODALITY = "SR"
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _write_with_conflict_retry(
     state: StudyState,
 ) -> StudyResult:
     for _ in range(MAX_CONFLICT_RETRIES):
-        if _needs_observations(entries, state.study):
+        if needs_dose_observations(entries, state.study):
             state.observations = lookups.observations_of(ctx.fhir, state.study, study_uid)
         output = _map(
             StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations), source_ctx, ctx
@@ -176,23 +176,3 @@ def _remember_written(output: StudyOutput, outcomes: Sequence[Any], state: Study
             state.study = updated
     if output.delete_imaging_study is not None:
         state.study = None
-
-
-def _needs_observations(entries: Sequence[ChangeEntry], study: Resource | None) -> bool:
-    """Dose Observations are read only where a dose SR may be involved."""
-    for entry in entries:
-        element = (entry.metadata or {}).get("00080060")
-        values = element.get("Value") if isinstance(element, dict) else None
-        if isinstance(values, list) and DOSE_SR_MODALITY in values[:1]:
-            return True
-    if study is None or not any(e.metadata is None for e in entries):
-        return False
-    return any(_series_modality(s) == DOSE_SR_MODALITY for s in study.get("series", []))
-
-
-def _series_modality(series: dict[str, Any]) -> str | None:
-    modality = series.get("modality") or {}
-    if "coding" in modality:  # R5 CodeableConcept
-        modality = (modality.get("coding") or [{}])[0]
-    code = modality.get("code")
-    return str(code) if code else None

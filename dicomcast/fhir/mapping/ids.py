@@ -9,6 +9,9 @@ carry PatientIDs, which are PHI, into URLs and logs.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+
+from dicomcast.fhir.mapping.terminology import DICOM_UID
 
 _SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in UIDs or DICOM strings
 
@@ -21,3 +24,22 @@ def resource_id(kind: str, *parts: str) -> str:
     """
     digest = hashlib.sha256(_SEPARATOR.join((kind, *parts)).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:40]
+
+
+def study_identifier(study_uid: str) -> dict[str, str]:
+    """ImagingStudy.identifier of the Study Instance UID (as DICOM Cast wrote it too)."""
+    return {"system": DICOM_UID, "value": f"urn:oid:{study_uid}"}
+
+
+def study_token(study_uid: str) -> str:
+    """The `identifier` search token that finds the study's ImagingStudy."""
+    return f"{DICOM_UID}|urn:oid:{study_uid}"
+
+
+def study_uid_of(resource: dict[str, Any]) -> str | None:
+    """The Study Instance UID an ImagingStudy is identified by, if any."""
+    for identifier in resource.get("identifier", []):
+        value = str(identifier.get("value", ""))
+        if identifier.get("system") == DICOM_UID and value.startswith("urn:oid:"):
+            return value.removeprefix("urn:oid:")
+    return None

@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from dicomcast.fhir.mapping.terminology import DCM, DICOM_UID, LOINC, RFC3986
-from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext
+from dicomcast.fhir.mapping import ids
+from dicomcast.fhir.mapping.terminology import DCM, LOINC, RFC3986
+from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext, service_root
 
 ENDPOINT_NAME = "DICOM WADO-RS endpoint"
 _DICOM_CAST_MODALITY_SYSTEM = "DCM"
@@ -48,7 +49,7 @@ def dicom_cast_addresses(source_uri: str) -> tuple[str, ...]:
     """The DICOMweb roots DICOM Cast would have used for this source: the version-less service URL,
     with and without the trailing slash `Uri.ToString()` adds to a bare host. DICOM Cast knew no
     partitions, so a partition's source has none."""
-    if "/partitions/" in source_uri:
+    if service_root(source_uri) != source_uri:
         return ()
     root = _VERSION_SUFFIX.sub("", source_uri.rstrip("/"))
     return (f"{root}/", root) if root != source_uri.rstrip("/") else (f"{root}/",)
@@ -137,7 +138,7 @@ def _description_from_notes(study: Resource) -> None:
 def is_dicom_cast_dose(observation: Resource, study_uid: str) -> bool:
     """A dose Observation DICOM Cast wrote for this study: it carries the study's own identifier
     (dicomcast's never do) and a dose summary or irradiation event code."""
-    study_identifier = {"system": DICOM_UID, "value": f"urn:oid:{study_uid}"}
+    study_identifier = ids.study_identifier(study_uid)
     identifiers = [
         {"system": i.get("system"), "value": i.get("value")}
         for i in observation.get("identifier") or ()

@@ -22,13 +22,17 @@ Rules (design.md section 2; the same input always gives the same output):
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.sr._cid_dict import cid_concepts
 from pydicom.sr._concepts_dict import concepts
 
+from dicomcast.dicom import tags
+from dicomcast.dicom.models import ChangeEntry
+from dicomcast.fhir.mapping.ids import study_identifier
 from dicomcast.fhir.mapping.instance import IMAGE_LEVEL, InstanceFacts
-from dicomcast.fhir.mapping.terminology import DICOM_UID, V2_0203
+from dicomcast.fhir.mapping.terminology import V2_0203
 from dicomcast.fhir.mapping.types import FhirVersion, MappingWarning, Resource, SourceContext
 
 
@@ -203,7 +207,7 @@ class StudyMerger:
             study.pop("series", None)
 
     def _identifiers(self, existing: list[Any]) -> list[Any]:
-        uid_identifier = {"system": DICOM_UID, "value": f"urn:oid:{self.study_uid}"}
+        uid_identifier = study_identifier(self.study_uid)
         kept = [i for i in existing if i != uid_identifier]
         ours: list[Any] = [uid_identifier]
         if self.accession and self.version is FhirVersion.R4:
@@ -261,3 +265,19 @@ def _code(concept: dict[str, Any]) -> str | None:
     coding = (concept.get("coding") or [{}])[0] if "coding" in concept else concept
     code = coding.get("code")
     return code if isinstance(code, str) else None
+
+
+DOSE_SR_MODALITY = "SR"
+
+
+def needs_dose_observations(entries: Sequence[ChangeEntry], study: Resource | None) -> bool:
+    """Whether the study's dose Observations must be read before mapping `entries`: one of them is
+    an SR (it may be a dose report), or one has no metadata (a delete) in a study with an SR series."""
+    for entry in entries:
+        element = (entry.metadata or {}).get(tags.MODALITY)
+        values = element.get("Value") if isinstance(element, dict) else None
+        if isinstance(values, list) and DOSE_SR_MODALITY in values[:1]:
+            return True
+    if study is None or not any(e.metadata is None for e in entries):
+        return False
+    return any(_code(series.get("modality") or {}) == DOSE_SR_MODALITY for series in study.get("series", []))

@@ -43,6 +43,18 @@ class SourceContext:
     source_uri: str  # ImagingStudy.meta.source: the public DICOMweb endpoint (owner of a study)
     endpoint_reference: str  # "Endpoint/<id>" of this source's (partition's) Endpoint
 
+    @property
+    def service_root(self) -> str:
+        """The DICOMweb root of the whole service: a partition's address without `/partitions/<name>`."""
+        return service_root(self.source_uri)
+
+
+def service_root(source_uri: str) -> str:
+    return source_uri.split(PARTITIONS)[0]
+
+
+PARTITIONS = "/partitions/"  # how a DICOMweb address names a data partition (Azure DICOM service)
+
 
 @dataclass(frozen=True)
 class PatientKey:
