@@ -168,8 +168,7 @@ def check_source(source: SourceSettings, settings: Settings) -> list[CheckLine]:
         return [*lines, failed(name, exc)]
     finally:
         feed.close()
-    version = getattr(feed, "version", None)
-    kind = f"Azure change feed v{version}" if version else "Orthanc /changes"
+    kind = feed.traits.kind
     latest = "empty feed" if position.sequence is None else f"latest sequence {position.sequence}"
     return [*lines, ok(name, f"{kind} reachable, {latest}")]
 

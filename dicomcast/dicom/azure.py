@@ -47,13 +47,16 @@ from dicomcast.dicom.models import (
     ChangeEntry,
     ChangeSource,
     ChangeState,
+    CursorKind,
     DicomJson,
     FeedPosition,
     Page,
+    SourceTraits,
     UnreadableEntry,
     metadata_problem,
 )
 from dicomcast.errors import (
+    ConfigError,
     PermanentUpstreamError,
     ServerNotSupportedError,
     TransientUpstreamError,
@@ -92,6 +95,12 @@ class AzureChangeFeedSource(ChangeSource):
         self.public = parse_service_root(settings.endpoint)
         self.root = private_root(settings.private_endpoint, self.public) if settings.private_endpoint else self.public
         self.version = self.public.version
+        self.traits = SourceTraits(
+            f"Azure change feed v{self.version}",
+            self.version,
+            partitions=True,
+            cursor_kind=CursorKind.SEQUENCE if self.version == 1 else CursorKind.FEED_POSITION,
+        )
         # Names and FHIR addresses never hold credentials (urls.redact_url); requests use the URL as given.
         self.name = f"azure:{redact_url(self.public.url)}"
         setting = "DicomWeb:PrivateEndpoint" if settings.private_endpoint else "DicomWeb:Endpoint"
@@ -194,6 +203,15 @@ class AzureChangeFeedSource(ChangeSource):
         if self.version == 1:
             return f"sequence {parse_sequence_cursor(cursor)}"
         return parse_time_cursor(cursor).describe()
+
+    def cursor_sequence(self, cursor: str | None) -> int | None:
+        try:
+            return parse_sequence_cursor(cursor) if self.version == 1 else parse_time_cursor(cursor or "").key.sequence
+        except ConfigError:  # not this feed's cursor (set by hand): no figure rather than a wrong one
+            return None
+
+    def deletion_check(self) -> None:
+        return None  # the feed reports deletions (action `delete`)
 
     def feed_json(self, version: int, path: str, params: dict[str, str]) -> Any:
         """A change-feed answer without metadata from `/v{version}{path}` of this service (v1 and v2

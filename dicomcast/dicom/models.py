@@ -134,10 +134,42 @@ class FeedPosition:
     timestamp: datetime | None
 
 
+class CursorKind(StrEnum):
+    SEQUENCE = "sequence"  # the last feed sequence read, as a number (Azure v1, Orthanc)
+    FEED_POSITION = "feed position"  # `<sequence>@<timestamp>#<n>`: a place in the feed's time order (Azure v2)
+
+
+@dataclass(frozen=True)
+class SourceTraits:
+    """What a source is and can do, so that the worker asks instead of testing which source it is."""
+
+    kind: str  # in words for operators: "Azure change feed v2", "Orthanc /changes"
+    api_version: int | None  # the change feed's API version (Azure: 1 or 2); None when it has none
+    partitions: bool  # instances may live in data partitions (one Endpoint per partition)
+    cursor_kind: CursorKind
+
+
+class DeletionCheck(Protocol):
+    """What reconciliation asks of a source whose feed loses deletions (worker/reconcile.py)."""
+
+    def present_instances(self, study_uid: str) -> set[str]:
+        """SOP Instance UIDs of the study the server holds now; empty when the study is gone."""
+        ...
+
+    def instance_count(self) -> int:
+        """How many instances the server holds now."""
+        ...
+
+    def new_instance_changes(self, since: int) -> int | None:
+        """How many new-instance changes follow sequence `since`; None when too many to count at once."""
+        ...
+
+
 class ChangeSource(Protocol):
     """What the worker needs from a DICOM server. Cursors are opaque strings each source defines."""
 
     name: str  # identifies the source's checkpoint; stable across restarts
+    traits: SourceTraits
 
     def read_page(self, cursor: str | None) -> Page:
         """The entries after `cursor` (None: from the start), with metadata where it exists."""
@@ -157,6 +189,14 @@ class ChangeSource(Protocol):
 
     def describe_cursor(self, cursor: str | None) -> str:
         """The cursor in words for operators (`sequence 42`)."""
+        ...
+
+    def cursor_sequence(self, cursor: str | None) -> int | None:
+        """The feed sequence a cursor of this source stands at (the checkpoint metric); None if unknown."""
+        ...
+
+    def deletion_check(self) -> DeletionCheck | None:
+        """None when the feed reports every deletion itself; else what reconciliation asks (Orthanc)."""
         ...
 
     def close(self) -> None: ...

@@ -21,9 +21,11 @@ from dicomcast.dicom.models import (
     UNKNOWN_SEQUENCE,
     ChangeAction,
     ChangeEntry,
+    CursorKind,
     DicomJson,
     FeedPosition,
     Page,
+    SourceTraits,
     UnreadableEntry,
     is_uid,
     metadata_problem,
@@ -69,6 +71,7 @@ class OrthancSource:
         # Names and FHIR addresses never hold credentials (urls.redact_url); requests use the URL as given.
         public = redact_url(_root_of(settings.endpoint or ""))
         self.name = f"orthanc:{public}"
+        self.traits = SourceTraits("Orthanc /changes", None, partitions=False, cursor_kind=CursorKind.SEQUENCE)
         self._public_dicomweb = with_path(public, lambda path: f"{path.rstrip('/')}/dicom-web")
         setting = f"{setting_prefix}:{'PrivateEndpoint' if settings.private_endpoint else 'Endpoint'}"
         self._upstream = Upstream(SERVICE, setting, f"{setting_prefix}:Authentication:BasicCredential:*")
@@ -169,6 +172,12 @@ class OrthancSource:
 
     def describe_cursor(self, cursor: str | None) -> str:
         return f"Orthanc change Seq {cursor or 0}"
+
+    def cursor_sequence(self, cursor: str | None) -> int | None:
+        return int(cursor) if cursor and cursor.isdigit() else None
+
+    def deletion_check(self) -> OrthancSource:
+        return self  # /changes erases the changes of deleted resources: reconciliation finds them
 
     def close(self) -> None:
         self._http.close()

@@ -158,8 +158,9 @@ class SourceWorker:
         for entry, why in page.skipped:
             metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
             log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)
-        if page.next_cursor.isdigit():
-            metrics.CHECKPOINT.labels(self.name).set(int(page.next_cursor))
+        sequence = self.ctx.source.cursor_sequence(page.next_cursor)
+        if sequence is not None:  # every kind of cursor (Azure v2's too) says its sequence
+            metrics.CHECKPOINT.labels(self.name).set(sequence)
         self.state.progressed(self.name)
         self.state.status(self.name).checkpoint = page.next_cursor
         log.info(

@@ -31,8 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
-from dicomcast.dicom.orthanc import OrthancSource
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, DeletionCheck, Page
 from dicomcast.errors import DicomcastError
 from dicomcast.failures import EntryFailure
 from dicomcast.logs import get_logger
@@ -49,7 +48,14 @@ RECONCILE_SEQUENCE = 0  # reconciliation entries have no feed sequence
 
 def supports_reconcile(ctx: SyncContext) -> bool:
     """Only feeds that lose their deletions need it; Azure's feed reports them itself."""
-    return isinstance(ctx.source, OrthancSource)
+    return ctx.source.deletion_check() is not None
+
+
+def _deletion_check(ctx: SyncContext) -> DeletionCheck:
+    check = ctx.source.deletion_check()
+    if check is None:  # guarded by supports_reconcile; never guess "gone"
+        raise TypeError(f"{ctx.source.name} cannot be reconciled")
+    return check
 
 
 def remember_page(ctx: SyncContext, page: Page) -> None:
@@ -134,15 +140,13 @@ def reconcile_after_cycle(ctx: SyncContext, interval: timedelta, availability: A
 
 def count_instances(ctx: SyncContext) -> InstanceCounts | None:
     """The counts of the module docstring, or None when the feed moved while they were read."""
-    source = ctx.source
-    if not isinstance(source, OrthancSource):
-        raise TypeError(f"{source.name} cannot be reconciled")
+    source, check = ctx.source, _deletion_check(ctx)
     checkpoint = _sequence(ctx.store.read_checkpoint(source.name))
     last = source.latest().sequence or 0
-    not_synced = source.new_instance_changes(checkpoint) if last > checkpoint else 0
+    not_synced = check.new_instance_changes(checkpoint) if last > checkpoint else 0
     if not_synced is None:
         return None
-    orthanc = source.instance_count()
+    orthanc = check.instance_count()
     if (source.latest().sequence or 0) != last:
         return None
     return InstanceCounts(orthanc, not_synced, SyncedIndex(ctx.store.engine).count(source.name))
@@ -211,10 +215,8 @@ def _gone(ctx: SyncContext, study_uid: str, remembered: Sequence[SyncedKey]) -> 
 def _present_instances(ctx: SyncContext, study_uid: str) -> set[str]:
     """SOP Instance UIDs of the study the server holds now (QIDO-RS); an empty set when none.
     Transient trouble is retried and then raised: it must never read as "deleted"."""
-    source = ctx.source
-    if not isinstance(source, OrthancSource):  # guarded by supports_reconcile; never guess "gone"
-        raise TypeError(f"{source.name} cannot be reconciled")
-    return ctx.retry(lambda: source.present_instances(study_uid))
+    check = _deletion_check(ctx)
+    return ctx.retry(lambda: check.present_instances(study_uid))
 
 
 def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:

@@ -14,7 +14,15 @@ import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
-from dicomcast.dicom.models import ChangeEntry, DicomJson, FeedPosition, Page, UnreadableEntry
+from dicomcast.dicom.models import (
+    ChangeEntry,
+    CursorKind,
+    DicomJson,
+    FeedPosition,
+    Page,
+    SourceTraits,
+    UnreadableEntry,
+)
 from dicomcast.fhir.client import FhirClient
 from dicomcast.fhir.mapping.types import MappingOptions
 from dicomcast.store import Store, migrate
@@ -22,6 +30,7 @@ from dicomcast.worker.context import SyncContext, Tuning
 from tests.unit.mapping.builders import entry, instance
 
 Hook = Callable[[dict[str, Any]], None]
+FAKE_TRAITS = SourceTraits("fake feed", None, partitions=False, cursor_kind=CursorKind.SEQUENCE)
 
 
 @dataclass
@@ -30,6 +39,7 @@ class FakeSource:
 
     pages: list[list[ChangeEntry]]
     name: str = "fake:feed"
+    traits: SourceTraits = FAKE_TRAITS
     unreadable: dict[int, list[UnreadableEntry]] = field(default_factory=dict)  # page index -> entries
     reads: list[str | None] = field(default_factory=list)
 
@@ -51,6 +61,12 @@ class FakeSource:
 
     def describe_cursor(self, cursor: str | None) -> str:
         return f"page {cursor}"
+
+    def cursor_sequence(self, cursor: str | None) -> int | None:
+        return int(cursor) if cursor else None
+
+    def deletion_check(self) -> None:
+        return None
 
     def close(self) -> None:
         pass
