@@ -144,20 +144,7 @@ class SourceWorker:
         report.pages += 1
         report.entries += len(page.entries)
         report.failures += len(failures)
-        failed = {(f.entry.sequence, f.entry.sop_instance_uid) for f in failures}
-        for unreadable in page.unreadable:
-            metrics.ENTRIES.labels(self.name, unreadable.action, "failed").inc()
-        for entry in page.entries:
-            outcome = "failed" if (entry.sequence, entry.sop_instance_uid) in failed else "synced"
-            metrics.ENTRIES.labels(self.name, entry.action.value, outcome).inc()
-            if outcome == "synced":
-                metrics.INSTANCES.labels(self.name, entry.action.value).inc()
-        for failure in failures:
-            metrics.FAILURES.labels(self.name, failure.failure_class).inc()
-            log.error("entry failed", source=self.name, entry=failure.entry.describe(), reason=failure.reason)
-        for entry, why in page.skipped:
-            metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
-            log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)
+        self._count_entries(page, failures)
         sequence = self.ctx.source.cursor_sequence(page.next_cursor)
         if sequence is not None:  # every kind of cursor (Azure v2's too) says its sequence
             metrics.CHECKPOINT.labels(self.name).set(sequence)
@@ -177,3 +164,20 @@ class SourceWorker:
             caught_up=page.caught_up,
             ms=round(seconds * 1000, 1),
         )
+
+    def _count_entries(self, page: Page, failures: list[EntryFailure]) -> None:
+        """Each entry of the batch counted once by outcome (synced, failed, skipped); failures and skips logged."""
+        failed = {(f.entry.sequence, f.entry.sop_instance_uid) for f in failures}
+        for unreadable in page.unreadable:
+            metrics.ENTRIES.labels(self.name, unreadable.action, "failed").inc()
+        for entry in page.entries:
+            outcome = "failed" if (entry.sequence, entry.sop_instance_uid) in failed else "synced"
+            metrics.ENTRIES.labels(self.name, entry.action.value, outcome).inc()
+            if outcome == "synced":
+                metrics.INSTANCES.labels(self.name, entry.action.value).inc()
+        for failure in failures:
+            metrics.FAILURES.labels(self.name, failure.failure_class).inc()
+            log.error("entry failed", source=self.name, entry=failure.entry.describe(), reason=failure.reason)
+        for entry, why in page.skipped:
+            metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
+            log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)
