@@ -28,6 +28,7 @@ from dicomcast.config import LoadedSettings, load_settings
 from dicomcast.config.settings import AuthenticationSettings, AuthenticationType, Settings, SourceSettings
 from dicomcast.errors import ConfigError, DicomcastError, ExitCode, StoreError
 from dicomcast.store import is_migrated, make_engine
+from dicomcast.store.db import sqlite_file_missing
 from dicomcast.urls import redact_text
 
 
@@ -216,8 +217,7 @@ def check_store(connection_string: str) -> CheckLine:
     except Exception:
         return CheckLine("store", Status.FAIL, "Store:ConnectionString is not a database URL", ExitCode.CONFIG)
     name = f"store ({url.render_as_string(hide_password=True)})"
-    database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not Path(database).exists():
+    if sqlite_file_missing(url):
         return CheckLine(
             name,
             Status.FAIL,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from dicomcast.cli.common import log, operator_errors, settings_of
+from dicomcast.store import Store
+from dicomcast.store.models import aware
 from dicomcast.urls import redact_text
+
+# `checkpoint set reconcile:<source> 0` made the worker's next deletion reconciliation due when its
+# time was a checkpoint row; it still does, on the store's reconciliations table (migration 0004).
+RECONCILED_PREFIX = "reconcile:"
 
 
 @click.group()
@@ -36,12 +44,28 @@ def checkpoint_set(ctx: click.Context, source: str, cursor: str) -> None:
 
     settings = settings_of(ctx).settings
     store = open_store(settings)
+    if source.startswith(RECONCILED_PREFIX):
+        _set_reconciled(store, source.removeprefix(RECONCILED_PREFIX), cursor)
+        return
     before = store.read_checkpoint(source)
     if cursor.lower() == "latest":
         cursor = latest_cursor_of(settings, source) or "none"
     store.set_checkpoint(source, None if cursor.lower() in ("0", "none", "") else cursor)
     log.warning("checkpoint moved by operator", source=source, before=before, after=cursor)
     click.echo(f"{source}: {before} -> {cursor}")
+
+
+def _set_reconciled(store: Store, source: str, when: str) -> None:
+    """An ISO time records the last reconciliation; anything else (`0`, `none`) makes it due now."""
+    before = store.last_reconciled(source)
+    try:
+        completed = datetime.fromisoformat(when)
+    except ValueError:
+        store.record_reconciled(source, None)
+    else:
+        store.record_reconciled(source, aware(completed))
+    log.warning("reconciliation time moved by operator", source=source, before=before, after=when)
+    click.echo(f"{RECONCILED_PREFIX}{source}: {before.isoformat() if before else None} -> {when}")
 
 
 @checkpoint.command("import-dicomcast")

@@ -39,24 +39,19 @@ def status(ctx: click.Context, compact: bool) -> None:
 
     Works while the worker runs elsewhere; never creates or migrates the store.
     """
-    from dicomcast.status import open_existing, read_status
+    from dicomcast.store import Store
+    from dicomcast.store.db import store_label
 
     try:
         settings = load_settings(config_file=config_file_of(ctx)).settings
         connection_string = settings.store.connection_string
-        engine = open_existing(connection_string)
+        store = Store.open_existing(connection_string)
         try:
-            report: dict[str, Any] = {"store": _store_label(connection_string), **read_status(engine)}
+            report: dict[str, Any] = {"store": store_label(connection_string), **store.status()}
         finally:
-            engine.dispose()
+            store.close()
     except ConfigError as exc:
         fail("configuration error:\n" + "\n".join(exc.problems), exc.exit_code)
     except DicomcastError as exc:
         fail(f"{type(exc).__name__}: {exc}", exc.exit_code)
     click.echo(redact_text(json.dumps(report, indent=None if compact else 2, sort_keys=False)))
-
-
-def _store_label(connection_string: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(connection_string).render_as_string(hide_password=True)

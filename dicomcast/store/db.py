@@ -10,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicomcast.errors import StoreError
@@ -76,3 +77,25 @@ def is_migrated(engine: Engine) -> bool:
 def _short(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).splitlines()[0][:200]
+
+
+def sqlite_file_missing(url: URL) -> bool:
+    """A SQLite store whose file does not exist (opening it would create an empty one)."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not Path(database).exists()
+
+
+def store_label(connection_string: str) -> str:
+    """The connection string without its password, for output."""
+    return make_url(connection_string).render_as_string(hide_password=True)
+
+
+def open_existing(connection_string: str) -> Engine:
+    """An engine on a store that exists and is migrated; StoreError (exit 69) otherwise."""
+    url = make_url(connection_string)
+    if sqlite_file_missing(url):
+        raise StoreError(f"no store at {url.database}: check Store:ConnectionString (`dicomcast run` creates it)")
+    engine = make_engine(connection_string)
+    if not is_migrated(engine):
+        raise StoreError("the store is not migrated to the newest schema: run `dicomcast migrate`")
+    return engine

@@ -1,8 +1,8 @@
-"""SQLAlchemy models of the store: checkpoints, permanent failures, leases."""
+"""SQLAlchemy models of the store: checkpoints, permanent failures, leases, reconciliations."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -19,6 +19,11 @@ NAMING = {
 UID_LENGTH = 64  # a DICOM UI value's maximum
 PARTITION_LENGTH = 128
 ACTION_LENGTH = 16
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -67,3 +72,14 @@ class Lease(Base):
     source: Mapped[str] = mapped_column(String(512), primary_key=True)
     owner: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Reconciliation(Base):
+    """A source's deletion reconciliation (worker/reconcile.py): when the last full one completed
+    (None: one is due) and the instance-count baseline it settled."""
+
+    __tablename__ = "reconciliations"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    baseline: Mapped[int] = mapped_column(BigInteger, default=0)

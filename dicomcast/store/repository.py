@@ -1,29 +1,29 @@
-"""Reads and writes of the store: checkpoints, failures and leases, each in short transactions."""
+"""Reads and writes of the store, each in a short transaction: checkpoints, failures, leases, the
+synced-instance index, reconciliation runs, the status report and a liveness ping."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dicomcast.dicom.models import ChangeEntry, UnreadableEntry, recordable_uid
 from dicomcast.errors import StoreError
 from dicomcast.failures import EntryFailure
-from dicomcast.store.models import ACTION_LENGTH, PARTITION_LENGTH, Checkpoint, Failure, Lease
+from dicomcast.store.db import open_existing
+from dicomcast.store.models import ACTION_LENGTH, PARTITION_LENGTH, Checkpoint, Failure, Lease, Reconciliation, aware
+from dicomcast.store.status import read_status
+from dicomcast.store.synced import SyncedIndex
 
 MAX_MESSAGE = 2000
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _action(entry: ChangeEntry | UnreadableEntry) -> str:
@@ -41,6 +41,28 @@ class Store:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = _now) -> None:
         self.engine = engine
         self._clock = clock  # lease expiry is judged by it (tests turn it instead of sleeping)
+        self.synced = SyncedIndex(engine)  # which instances each source delivered (store/synced.py)
+
+    @classmethod
+    def open_existing(cls, connection_string: str) -> Store:
+        """The store if it exists and is migrated (never creates or migrates it); StoreError otherwise."""
+        return cls(open_existing(connection_string))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> str | None:
+        """None when the store answers a trivial query; else what went wrong, without the URL."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not reachable" to a probe
+            return f"store unreachable: {type(exc).__name__}"
+        return None
+
+    def status(self, now: datetime | None = None) -> dict[str, Any]:
+        """Checkpoints, leases and open failures per source (`dicomcast status`)."""
+        return read_status(self.engine, now or self._clock())
 
     # -- checkpoints ---------------------------------------------------------------------------
     def read_checkpoint(self, source: str) -> str | None:
@@ -172,8 +194,30 @@ class Store:
         with self._session() as session:
             row = session.get(Lease, source)
             if row is not None:
-                row.expires_at = _aware(row.expires_at)
+                row.expires_at = aware(row.expires_at)
             return row
+
+    # -- reconciliation runs (worker/reconcile.py) ----------------------------------------------
+    def last_reconciled(self, source: str) -> datetime | None:
+        with self._session() as session:
+            row = session.get(Reconciliation, source)
+            return aware(row.completed_at) if row and row.completed_at else None
+
+    def reconciliation_baseline(self, source: str) -> int:
+        with self._session() as session:
+            row = session.get(Reconciliation, source)
+            return row.baseline if row else 0
+
+    def record_reconciled(self, source: str, completed_at: datetime | None, baseline: int | None = None) -> None:
+        """A full reconciliation completed (None: make the next one due); `baseline` None keeps it."""
+        with self._session() as session, session.begin():
+            row = session.get(Reconciliation, source)
+            if row is None:
+                row = Reconciliation(source=source, baseline=0)
+                session.add(row)
+            row.completed_at = completed_at
+            if baseline is not None:
+                row.baseline = baseline
 
     # -- plumbing ------------------------------------------------------------------------------
     def _session(self) -> _GuardedSession:

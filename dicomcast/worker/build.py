@@ -130,7 +130,7 @@ class Parts:
         for ctx in self.contexts:
             ctx.source.close()
         self.fhir.http.close()
-        self.store.engine.dispose()
+        self.store.close()
 
 
 def build(settings: Settings, stop_event: threading.Event | None = None, *, verify: bool = True) -> Parts:

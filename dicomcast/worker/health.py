@@ -22,11 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder
-from sqlalchemy import Engine, text
 
 from dicomcast.config.settings import WorkerSettings
 from dicomcast.errors import ConfigError
 from dicomcast.logs import get_logger
+from dicomcast.store import Store
 from dicomcast.worker import metrics
 from dicomcast.worker.availability import Availability
 from dicomcast.worker.lag import LagMonitor
@@ -93,25 +93,15 @@ def starting(unavailable: dict[str, str]) -> Verdict:
     return Verdict(False, {"status": "starting", "unavailable": unavailable, "sources": {}})
 
 
-def store_problem(engine: Engine) -> str | None:
-    """None when the store answers a trivial query; else what went wrong, without the URL."""
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not reachable" to a probe
-        return f"store unreachable: {type(exc).__name__}"
-    return None
-
-
 @dataclass
 class Probes:
     """What the listener answers, bound to the running worker's state. Before the worker's parts are
-    built (`engine` None: waiting for the store or the FHIR server) /healthz says alive and /readyz
+    built (`store` None: waiting for the store or the FHIR server) /healthz says alive and /readyz
     says starting, with what is unavailable."""
 
     state: WorkerState
     sources: list[str]
-    engine: Engine | None
+    store: Store | None
     limit: timedelta
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     availability: Availability | None = None
@@ -121,9 +111,9 @@ class Probes:
 
     def readyz(self) -> Verdict:
         unavailable = self.availability.problems() if self.availability else {}
-        if self.engine is None:
+        if self.store is None:
             return starting(unavailable)
-        return readiness(self.state, self.sources, store_problem(self.engine), unavailable)
+        return readiness(self.state, self.sources, self.store.ping(), unavailable)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -198,7 +188,7 @@ def start_http_server_if_configured(
     before waiting for its dependencies (parts None) and `attach`es the parts once they are built."""
     if settings.http_port is None:
         return None
-    probes = Probes(state=state, sources=[], engine=None, limit=timedelta(0), availability=availability)
+    probes = Probes(state=state, sources=[], store=None, limit=timedelta(0), availability=availability)
     server = HealthServer(settings.http_host, settings.http_port, probes).start()
     log.info("http listener", host=server.host, port=server.port, paths=["/healthz", "/readyz", "/metrics"])
     if parts is not None:
@@ -218,4 +208,4 @@ def attach(server: HealthServer | None, settings: WorkerSettings, parts: Any) ->
     probes = server.httpd.probes
     probes.limit = stuck_after(settings, budget)
     probes.sources = [ctx.source.name for ctx in contexts]
-    probes.engine = parts.store.engine
+    probes.store = parts.store

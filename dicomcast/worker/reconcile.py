@@ -21,8 +21,8 @@ reads of the feed's last Seq; if the feed moved meanwhile the comparison is skip
 made after the next cycle. A full reconciliation also runs every DicomCastWorker:ReconcileInterval
 (a safety net, 1 day by default).
 
-Kept in the checkpoints table: `reconcile:<source>` (time of the last full reconciliation; `dicomcast
-checkpoint set reconcile:<source> 0` makes one due at once) and `reconcile-baseline:<source>`.
+Kept by the store (its reconciliations table): the time of the last full reconciliation (`dicomcast
+checkpoint set reconcile:<source> 0` makes one due at once) and the baseline.
 """
 
 from __future__ import annotations
@@ -67,15 +67,7 @@ def remember_page(ctx: SyncContext, page: Page) -> None:
         for e in page.entries
         if e.action is not ChangeAction.DELETE
     ]
-    SyncedIndex(ctx.store.engine).remember(ctx.source.name, keys)
-
-
-def marker(source_name: str) -> str:
-    return f"reconcile:{source_name}"
-
-
-def baseline_key(source_name: str) -> str:
-    return f"reconcile-baseline:{source_name}"
+    ctx.store.synced.remember(ctx.source.name, keys)
 
 
 @dataclass(frozen=True)
@@ -123,18 +115,17 @@ def reconcile_after_cycle(ctx: SyncContext, interval: timedelta, availability: A
     if counts is None and not due:
         log.debug("deletion check undecided: the feed moved; checked after the next cycle", source=name)
         return False
-    baseline = _baseline(ctx)
+    baseline = ctx.store.reconciliation_baseline(name)
     if counts is not None and counts.unexplained != baseline:
         log.info("deletions suspected", source=name, **vars(counts), baseline=baseline)
     elif not due:
         return True
     report = reconcile(ctx)
     if report.ok and not ctx.stop_event.is_set():
-        ctx.store.save_page(marker(name), datetime.now(UTC).isoformat())
+        settled = None
         if counts is not None:  # what remains unexplained now is the baseline
-            synced = SyncedIndex(ctx.store.engine).count(name)
-            settled = counts.orthanc - counts.not_synced - synced
-            ctx.store.save_page(baseline_key(name), str(settled))
+            settled = counts.orthanc - counts.not_synced - ctx.store.synced.count(name)
+        ctx.store.record_reconciled(name, datetime.now(UTC), baseline=settled)
     return True
 
 
@@ -149,7 +140,7 @@ def count_instances(ctx: SyncContext) -> InstanceCounts | None:
     orthanc = check.instance_count()
     if (source.latest().sequence or 0) != last:
         return None
-    return InstanceCounts(orthanc, not_synced, SyncedIndex(ctx.store.engine).count(source.name))
+    return InstanceCounts(orthanc, not_synced, ctx.store.synced.count(source.name))
 
 
 def _sequence(cursor: str | None) -> int:
@@ -159,22 +150,9 @@ def _sequence(cursor: str | None) -> int:
         return 0
 
 
-def _baseline(ctx: SyncContext) -> int:
-    try:
-        return int(ctx.store.read_checkpoint(baseline_key(ctx.source.name)) or 0)
-    except ValueError:
-        return 0
-
-
 def _due(ctx: SyncContext, interval: timedelta) -> bool:
-    last = ctx.store.read_checkpoint(marker(ctx.source.name))
-    if last is None:
-        return True
-    try:
-        when = datetime.fromisoformat(last)
-    except ValueError:
-        return True
-    return datetime.now(UTC) - when >= interval
+    last = ctx.store.last_reconciled(ctx.source.name)
+    return last is None or datetime.now(UTC) - last >= interval
 
 
 def reconcile(ctx: SyncContext) -> ReconcileReport:
@@ -182,7 +160,7 @@ def reconcile(ctx: SyncContext) -> ReconcileReport:
     upstream trouble: the report says what happened; what was not done is done next time."""
     name = ctx.source.name
     report = ReconcileReport(name, ran=True)
-    index = SyncedIndex(ctx.store.engine)
+    index = ctx.store.synced
     try:
         pending: list[ChangeEntry] = []
         studies_in_page = 0

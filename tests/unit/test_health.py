@@ -15,6 +15,7 @@ from sqlalchemy import create_engine
 
 from dicomcast.config.settings import WorkerSettings
 from dicomcast.errors import ConfigError
+from dicomcast.store import Store
 from dicomcast.worker import metrics
 from dicomcast.worker.health import (
     HealthServer,
@@ -84,7 +85,7 @@ def test_readiness_needs_the_store_too() -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[HealthServer, WorkerState]]:
     state = WorkerState()
-    probes = Probes(state, [SOURCE], create_engine(f"sqlite:///{tmp_path / 'store.db'}"), timedelta(minutes=5))
+    probes = Probes(state, [SOURCE], Store(create_engine(f"sqlite:///{tmp_path / 'store.db'}")), timedelta(minutes=5))
     health = HealthServer("127.0.0.1", 0, probes).start()
     yield health, state
     health.stop()
@@ -119,7 +120,7 @@ def test_metrics_are_the_prometheus_text_of_the_registry(server: tuple[HealthSer
 def test_readiness_reports_an_unreachable_store(tmp_path: Path) -> None:
     state = _state(last_cycle_ok=True, lease_held=True)
     engine = create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
-    verdict = Probes(state, [SOURCE], engine, timedelta(minutes=5)).readyz()
+    verdict = Probes(state, [SOURCE], Store(engine), timedelta(minutes=5)).readyz()
     assert not verdict.ok
     assert verdict.body["store"] == "store unreachable: OperationalError"
 
@@ -133,6 +134,6 @@ def test_a_busy_port_is_an_operator_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        probes = Probes(WorkerState(), [], create_engine("sqlite://"), timedelta(minutes=5))
+        probes = Probes(WorkerState(), [], Store(create_engine("sqlite://")), timedelta(minutes=5))
         with pytest.raises(ConfigError, match=r"DicomCastWorker:HttpPort: cannot listen on 127\.0\.0\.1"):
             HealthServer("127.0.0.1", port, probes)

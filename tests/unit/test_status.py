@@ -10,7 +10,6 @@ import pytest
 from dicomcast.dicom.models import ChangeAction, ChangeEntry
 from dicomcast.errors import StoreError
 from dicomcast.failures import EntryFailure, FailureClass
-from dicomcast.status import open_existing, read_status
 from dicomcast.store import Store, make_engine, migrate
 
 SOURCE = "orthanc:http://127.0.0.1:8042"
@@ -33,7 +32,7 @@ def test_status_of_a_store_with_progress(tmp_path: Path) -> None:
     resolved = store.failures(failure_class="fhir")[0].id
     store.resolve_failure(resolved)
 
-    report = read_status(open_existing(url))
+    report = Store.open_existing(url).status()
 
     source = report["sources"][SOURCE]
     assert source["checkpoint"]["cursor"] == "7"
@@ -48,13 +47,13 @@ def test_an_expired_lease_says_so(tmp_path: Path) -> None:
     migrate(make_engine(url))
     Store(make_engine(url)).acquire_lease(SOURCE, "host:1:abc", timedelta(seconds=60))
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert read_status(open_existing(url), now=later)["sources"][SOURCE]["lease"]["expired"] is True
+    assert Store.open_existing(url).status(now=later)["sources"][SOURCE]["lease"]["expired"] is True
 
 
 def test_missing_or_unmigrated_store_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store at"):
-        open_existing(f"sqlite:///{tmp_path / 'missing.db'}")
+        Store.open_existing(f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists()
     make_engine(f"sqlite:///{tmp_path / 'empty.db'}").connect().close()
     with pytest.raises(StoreError, match="dicomcast migrate"):
-        open_existing(f"sqlite:///{tmp_path / 'empty.db'}")
+        Store.open_existing(f"sqlite:///{tmp_path / 'empty.db'}")

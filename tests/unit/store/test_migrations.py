@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, inspect, text
 
-from dicomcast.store import is_migrated, make_engine, migrate
+from dicomcast.store import Store, is_migrated, make_engine, migrate
 
-TABLES = {"checkpoints", "failures", "leases", "synced_instances", "alembic_version"}
+TABLES = {"checkpoints", "failures", "leases", "synced_instances", "reconciliations", "alembic_version"}
 
 
 def test_migrations_create_every_table_and_are_idempotent(store_url: str) -> None:
@@ -69,5 +69,55 @@ def test_0003_keeps_the_failures_of_0002_and_takes_64_bit_sequences(store_url: s
         sequence = next(c for c in inspect(engine).get_columns("failures") if c["name"] == "sequence")
         assert isinstance(sequence["type"], BigInteger) or engine.dialect.name == "sqlite"
         assert {u["name"] for u in inspect(engine).get_unique_constraints("failures")} == {"uq_failures_source"}
+    finally:
+        engine.dispose()
+
+
+def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -> None:
+    """`reconcile:<source>` and `reconcile-baseline:<source>` checkpoint rows become reconciliations
+    rows (an unparsable time: due); feed checkpoints and `reconcile-run:` resume points stay; the
+    downgrade puts them back."""
+    from alembic import command
+
+    from dicomcast.store.db import _alembic_config
+
+    engine = make_engine(store_url)
+    when = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
+    rows = {
+        "orthanc:http://h:8042": "7",
+        "reconcile:orthanc:http://h:8042": when.isoformat(),
+        "reconcile-baseline:orthanc:http://h:8042": "-3",
+        "reconcile:orthanc:http://other:8042": "not a time",
+        "reconcile-run:azure:http://a/v2": '{"f":"abc"}',
+    }
+    try:
+        config = _alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
+            connection.execute(insert, [{"s": s, "c": c, "u": when} for s, c in rows.items()])
+
+        migrate(engine)
+
+        store = Store(engine)
+        assert {c.source: c.cursor for c in store.checkpoints()} == {
+            "orthanc:http://h:8042": "7",
+            "reconcile-run:azure:http://a/v2": '{"f":"abc"}',
+        }
+        assert store.last_reconciled("orthanc:http://h:8042") == when
+        assert store.reconciliation_baseline("orthanc:http://h:8042") == -3
+        assert store.last_reconciled("orthanc:http://other:8042") is None
+        assert store.reconciliation_baseline("orthanc:http://other:8042") == 0
+
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+        assert "reconciliations" not in inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            back = dict(connection.execute(text("SELECT source, cursor FROM checkpoints")).tuples().all())
+        assert set(back) == set(rows) - {"reconcile:orthanc:http://other:8042"}
+        assert datetime.fromisoformat(back["reconcile:orthanc:http://h:8042"]) == when
+        assert back["reconcile-baseline:orthanc:http://h:8042"] == "-3"
     finally:
         engine.dispose()

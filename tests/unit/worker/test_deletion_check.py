@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def _ctx(store: Store, orthanc: FakeOrthanc, synced: int, checkpoint: int) -> Sy
     keys = [SyncedKey("1.2.3", "1.2.3.1", f"1.2.3.1.{n}") for n in range(synced)]
     SyncedIndex(store.engine).remember(source.name, keys)
     store.save_page(source.name, str(checkpoint))
-    store.save_page(reconcile.marker(source.name), "2999-01-01T00:00:00+00:00")  # the safety net is not due
+    store.record_reconciled(source.name, datetime(2999, 1, 1, tzinfo=UTC))  # the safety net is not due
     return SyncContext(source=source, fhir=None, store=store, options=None, stop_event=threading.Event())  # type: ignore[arg-type]
 
 
@@ -90,7 +90,7 @@ def test_fewer_instances_in_orthanc_start_a_full_pass_and_settle_the_baseline(
     assert reconcile.reconcile_after_cycle(ctx, DAY)
     assert len(full_passes) == 1
     # the fake pass deleted nothing: 3 remembered instances stay unexplained, now the baseline
-    assert store.read_checkpoint(reconcile.baseline_key(ctx.source.name)) == "-3"
+    assert store.reconciliation_baseline(ctx.source.name) == -3
     assert reconcile.reconcile_after_cycle(ctx, DAY)
     assert len(full_passes) == 1  # same counts as the baseline: no second pass
 
@@ -125,6 +125,6 @@ def test_an_unanswered_check_falls_back_to_the_safety_net(
     monkeypatch.setattr(OrthancSource, "instance_count", down)
     assert reconcile.reconcile_after_cycle(ctx, DAY)
     assert full_passes == []  # not due: nothing to decide on
-    store.save_page(reconcile.marker(ctx.source.name), "2000-01-01T00:00:00+00:00")
+    store.record_reconciled(ctx.source.name, datetime(2000, 1, 1, tzinfo=UTC))
     assert reconcile.reconcile_after_cycle(ctx, DAY)
     assert len(full_passes) == 1  # due: the full pass runs without the counts
