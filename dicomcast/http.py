@@ -161,7 +161,8 @@ def _close_response(state: RetryCallState) -> None:
 
 def _last_outcome(state: RetryCallState) -> httpx.Response:
     """Out of attempts: hand the last answer (or error) to the caller, which classifies it."""
-    assert state.outcome is not None
+    if state.outcome is None:  # tenacity calls this after at least one attempt
+        raise RuntimeError("retry ended before any attempt")
     response: httpx.Response = state.outcome.result()
     return response
 

@@ -7,7 +7,7 @@ auth to give to `httpx.Client(auth=...)`, or None when authentication is off.
 
 from __future__ import annotations
 
-import logging
+from typing import TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -25,10 +25,12 @@ from dicomcast.config.settings import (
     OAuth2UserPasswordCredentialSettings,
 )
 from dicomcast.errors import ConfigError
+from dicomcast.logs import get_logger
 
 __all__ = ["RenewalHook", "build_auth", "renewal_count"]
 
-log = logging.getLogger(__name__)
+log = get_logger("dicomcast.auth")
+T = TypeVar("T")
 
 
 def build_auth(
@@ -46,10 +48,9 @@ def build_auth(
     if kind is AuthenticationType.BASIC:
         basic = settings.basic_credential
         _require(f"{prefix}:BasicCredential", Username=basic.username, Password=basic.password)
-        assert basic.username is not None and basic.password is not None
         return BasicAuth(
-            basic.username,
-            basic.password.get_secret_value(),
+            _given(basic.username, f"{prefix}:BasicCredential:Username"),
+            _given(basic.password, f"{prefix}:BasicCredential:Password").get_secret_value(),
             server=server,
             setting=f"{prefix}:BasicCredential",
         )
@@ -57,8 +58,9 @@ def build_auth(
         mi = settings.managed_identity_credential
         setting = f"{prefix}:ManagedIdentityCredential"
         _require(setting, Resource=mi.resource)
-        assert mi.resource is not None
-        source = ManagedIdentityTokenSource(mi.resource, mi.client_id, server=server, setting=setting)
+        source = ManagedIdentityTokenSource(
+            _given(mi.resource, f"{setting}:Resource"), mi.client_id, server=server, setting=setting
+        )
         cache = TokenCache(source, server, on_renewed=on_token_renewed)
         return BearerAuth(cache, server, f"{setting}:Resource")
     if kind is AuthenticationType.OAUTH2_CLIENT_CERTIFICATE:
@@ -97,12 +99,12 @@ def _oauth2_request(settings: AuthenticationSettings, prefix: str) -> tuple[str,
         setting = f"{prefix}:OAuth2ClientCredential"
         _require(setting, TokenUri=section.token_uri, ClientId=section.client_id, ClientSecret=section.client_secret)
         username, password = None, None
-    assert section.token_uri is not None and section.client_id is not None and section.client_secret
-    _check_token_uri(section.token_uri, f"{setting}:TokenUri")
+    token_uri = _given(section.token_uri, f"{setting}:TokenUri")
+    _check_token_uri(token_uri, f"{setting}:TokenUri")
     request = OAuth2Request(
-        token_uri=section.token_uri,
-        client_id=section.client_id,
-        client_secret=section.client_secret.get_secret_value(),
+        token_uri=token_uri,
+        client_id=_given(section.client_id, f"{setting}:ClientId"),
+        client_secret=_given(section.client_secret, f"{setting}:ClientSecret").get_secret_value(),
         resource=section.resource,
         scope=section.scope,
         username=username,
@@ -115,6 +117,13 @@ def _require(setting: str, **values: object) -> None:
     missing = [name for name, value in values.items() if _blank(value)]
     if missing:
         raise ConfigError([_missing_line(f"{setting}:{name}") for name in missing])
+
+
+def _given(value: T | None, key: str) -> T:
+    """A value `_require` found present, typed as such (a None here is the same missing setting)."""
+    if value is None:
+        raise ConfigError([_missing_line(key)])
+    return value
 
 
 def _blank(value: object) -> bool:
@@ -141,4 +150,4 @@ def _check_token_uri(uri: str, key: str) -> None:
             ]
         )
     if url.scheme == "http" and url.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("token endpoint is not HTTPS; the client secret travels in clear text", extra={"setting": key})
+        log.warning("token endpoint is not HTTPS; the client secret travels in clear text", setting=key)

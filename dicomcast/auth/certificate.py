@@ -59,10 +59,12 @@ def authority_and_tenant(token_uri: str, setting: str) -> tuple[str, str]:
 
 class CertificateTokenSource:
     def __init__(self, section: OAuth2ClientCertificateCredentialSettings, *, server: str, setting: str) -> None:
-        assert section.token_uri and section.client_id
-        self._authority, self._tenant = authority_and_tenant(section.token_uri, setting)
+        token_uri, client_id = section.token_uri, section.client_id
+        if not token_uri or not client_id:  # build_auth names each missing setting before this
+            raise ConfigError([f"{setting}:TokenUri and ClientId are required ({_where(setting, 'TokenUri')})"])
+        self._authority, self._tenant = authority_and_tenant(token_uri, setting)
         self._scope = section.scope or scope_for(section.resource or "")
-        self._client_id = section.client_id
+        self._client_id = client_id
         self._certificate = certificate_bytes(section, setting)
         password = section.certificate_password
         self._password = password.get_secret_value().encode() if password and password.get_secret_value() else None

@@ -75,18 +75,18 @@ class TokenCache:
 
     def get(self) -> str:
         with self._lock:
-            if self._token is None or self._is_due(self._token):
-                self._renew(force=False)
-            assert self._token is not None
-            return self._token.value
+            token = self._token
+            if token is None or self._is_due(token):
+                token = self._renew(force=False)
+            return token.value
 
     def renew(self, rejected: str) -> str:
         """A new token unless another thread already replaced the rejected one."""
         with self._lock:
-            if self._token is None or self._token.value == rejected:
-                self._renew(force=True)
-            assert self._token is not None
-            return self._token.value
+            token = self._token
+            if token is None or token.value == rejected:
+                token = self._renew(force=True)
+            return token.value
 
     def _is_due(self, token: Token) -> bool:
         now = self._clock()
@@ -94,11 +94,12 @@ class TokenCache:
         margin = min(RENEW_MARGIN_SECONDS, lifetime / 2)
         return now >= token.expires_at - margin
 
-    def _renew(self, *, force: bool) -> None:
-        self._token = self._source.fetch(force=force)
+    def _renew(self, *, force: bool) -> Token:
+        token = self._token = self._source.fetch(force=force)
         _count_renewal(self._server)
         if self._on_renewed is not None:
             self._on_renewed(self._server)
+        return token
 
 
 class BearerAuth(httpx.Auth):

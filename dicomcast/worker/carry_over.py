@@ -8,6 +8,7 @@ saved through the store and said in one log line. A table that cannot be read fa
 
 from __future__ import annotations
 
+from dicomcast.config.settings import TableStoreSettings
 from dicomcast.dicom.azure import AzureChangeFeedSource
 from dicomcast.dicom.azure_cursor import parse_sequence_cursor
 from dicomcast.dicom.azure_handover import cursor_after_sequence
@@ -26,7 +27,7 @@ def initial_cursor(ctx: SyncContext) -> str | None:
         return None
     cursor = _from_v1_checkpoint(ctx, source)
     if cursor is None and ctx.carry_over.table is not None:
-        cursor = _from_dicomcast(ctx, source)
+        cursor = _from_dicomcast(ctx, ctx.carry_over.table, source)
     ctx.carry_over.done = True
     return cursor
 
@@ -56,10 +57,9 @@ def _from_v1_checkpoint(ctx: SyncContext, source: AzureChangeFeedSource) -> str 
     return cursor
 
 
-def _from_dicomcast(ctx: SyncContext, source: AzureChangeFeedSource) -> str | None:
-    assert ctx.carry_over.table is not None
-    where = describe(ctx.carry_over.table)
-    state = read_sync_state(ctx.carry_over.table)
+def _from_dicomcast(ctx: SyncContext, table: TableStoreSettings, source: AzureChangeFeedSource) -> str | None:
+    where = describe(table)
+    state = read_sync_state(table)
     if state is None:
         log.warning("no DICOM Cast checkpoint found; starting at the feed's start", source=source.name, table=where)
         return None
