@@ -60,7 +60,7 @@ from dicomcast.errors import (
     UnparseableBodyError,
     UpstreamRedirectError,
 )
-from dicomcast.fhir.outcome import outcome_summary
+from dicomcast.http_outcome import outcome_summary
 from dicomcast.urls import redact_url, split_query
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
@@ -122,7 +122,7 @@ class RetryingTransport(httpx.BaseTransport):
         self._inner = inner
         self._attempts = attempts
         self._max_wait = max_wait
-        self._backoff = wait_exponential_jitter(initial=0.2, max=max_wait, jitter=0.3)
+        self._backoff = wait_exponential_jitter(multiplier=0.2, max=max_wait, jitter=0.3)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method not in IDEMPOTENT_METHODS:

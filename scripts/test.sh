@@ -9,6 +9,7 @@ code=$(for d in dicomcast tests benchmarks migrations scripts; do [ -e "$d" ] &&
 echo "[test] ruff";   .venv/bin/ruff check $code
 echo "[test] format"; .venv/bin/ruff format --check $code
 echo "[test] mypy";   .venv/bin/mypy dicomcast
+echo "[test] import-linter"; .venv/bin/lint-imports
 if [ -f Dockerfile ]; then echo "[test] hadolint"; .venv/bin/hadolint Dockerfile; fi
 echo "[test] pytest"
 .venv/bin/python -m pytest "$@"

@@ -48,7 +48,7 @@ log = get_logger("dicomcast.retry")
 
 class _WaitHonouringRetryAfter:
     def __init__(self, maximum: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=0.5, max=maximum, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=maximum, jitter=0.5)
         self._maximum = maximum
 
     def __call__(self, state: RetryCallState) -> float:

@@ -1,5 +1,8 @@
 """What dicomcast keeps of a FHIR OperationOutcome: severity, issue code and element path only.
 
+Part of the HTTP boundary (http.py summarises any upstream's JSON error body with it), so it lives
+beside http.py: the DICOM sources share that boundary and know nothing of the FHIR package.
+
 Servers fill `diagnostics` and `details.text` with the values they rejected (a patient's name, an
 identifier), so free text is never kept. The kept parts are checked against their FHIR grammar, so
 a server cannot smuggle text through them either: severity and code are tokens of the issue-severity
