@@ -253,7 +253,10 @@ def test_operator_commands_import_dicomcast_and_set_latest(
     assert "checkpoint moved by operator" in result.stdout + result.stderr
 
     missing = dicomcast(["checkpoint", "import-dicomcast"], {**env, "TableStore__TableNamePrefix": "other"})
-    assert missing.returncode == 78 and "no DICOM Cast checkpoint in table otherSyncStateTable" in missing.stderr
+    assert (
+        missing.returncode == 78
+        and "no DICOM Cast checkpoint in table otherSyncStateTable" in missing.stdout + missing.stderr
+    )  # JSON logs: stdout
 
 
 def test_check_reads_the_dicomcast_checkpoint(tables: azurite.Azurite, tmp_path: Path) -> None:
