@@ -50,7 +50,7 @@ def _reconcile(
     until: date | None,
     full: bool,
 ) -> None:
-    from dicomcast.reconcile.inventory import StudyFilter
+    from dicomcast.dicom.inventory import StudyFilter
     from dicomcast.reconcile.run import RunOptions, reconcile_source
     from dicomcast.worker.build import build
     from dicomcast.worker.runner import install_signal_handlers

@@ -149,6 +149,20 @@ class SourceTraits:
     cursor_kind: CursorKind
 
 
+class DicomWebSource(Protocol):
+    """The DICOMweb reads reconciliation makes of a source (dicom/inventory.py)."""
+
+    name: str
+
+    def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
+        """The JSON answer of a DICOMweb GET; None for an explicit 404/410, [] for a search's 204."""
+        ...
+
+    def partitions_in_use(self) -> list[str | None]: ...
+
+    def endpoint_address(self, partition: str | None) -> str: ...
+
+
 class DeletionCheck(Protocol):
     """What reconciliation asks of a source whose feed loses deletions (worker/reconcile.py)."""
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from dicomcast.config.settings import DicomWebSettings
+from dicomcast.dicom import tags
 from dicomcast.dicom.models import (
     MAX_SEQUENCE,
     UNKNOWN_SEQUENCE,
@@ -38,7 +39,6 @@ from dicomcast.urls import redact_url, with_path
 SERVICE = "Orthanc"
 HINT = "DicomWeb:Authentication:BasicCredential:*"
 MAX_LIMIT = 1000
-SOP_INSTANCE_UID = "00080018"
 _NOT_METADATA = "the instance's metadata is not one DICOM JSON object"
 _ORTHANC_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")  # a SHA-1 in five groups
 
@@ -332,13 +332,13 @@ def _sequence(value: Any) -> int | None:
 
 def _tag(resource: Any, name: str) -> str:
     """A MainDicomTags value of an Orthanc resource ('' when absent or not a string)."""
-    tags = resource.get("MainDicomTags") if isinstance(resource, dict) else None
-    value = tags.get(name) if isinstance(tags, dict) else None
+    main_tags = resource.get("MainDicomTags") if isinstance(resource, dict) else None
+    value = main_tags.get(name) if isinstance(main_tags, dict) else None
     return value.strip(" \x00") if isinstance(value, str) else ""
 
 
 def _sop_uid(item: DicomJson) -> str:
-    element = item.get(SOP_INSTANCE_UID)
+    element = item.get(tags.SOP_INSTANCE_UID)
     values = element.get("Value") if isinstance(element, dict) else None
     first = values[0] if isinstance(values, list) and values else ""
     return first if isinstance(first, str) else ""

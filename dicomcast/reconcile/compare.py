@@ -20,10 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from dicomcast.dicom.inventory import DicomInstance, StudyRef
 from dicomcast.fhir.mapping import legacy
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.types import Resource, SourceContext
-from dicomcast.reconcile.inventory import DicomInstance, StudyRef
 
 
 @dataclass(frozen=True)

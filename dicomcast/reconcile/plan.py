@@ -12,18 +12,16 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson
+from dicomcast.dicom import dicomjson, tags
+from dicomcast.dicom.inventory import StudyRef, creation, deletion, readable, series_uid_of, sop_instance_uid_of
+from dicomcast.dicom.models import ChangeEntry, DicomJson
 from dicomcast.fhir.mapping import endpoint_resource, legacy, map_study, patient_key
 from dicomcast.fhir.mapping.study import needs_dose_observations, without_meta
 from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext, StudyInput, StudyOutput
 from dicomcast.reconcile.compare import Difference, StudyCheck
-from dicomcast.reconcile.inventory import INSTANCE_NUMBER, SERIES_UID, SOP_UID, StudyRef, text_of
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import source_context
-
-RECONCILE_SEQUENCE = 0  # entries made by reconciliation have no feed sequence
-SERIES_NUMBER = "00200011"
 
 
 def study_context(ctx: SyncContext, partition: str | None, *, dry_run: bool) -> SourceContext:
@@ -45,44 +43,26 @@ def entries_of(check: StudyCheck) -> list[ChangeEntry]:
     what FHIR lists and the DICOM server no longer has."""
     ref = check.ref
     metadata = sorted(check.metadata or [], key=_order)
-    entries = [_create(ref, item) for item in metadata]
+    entries = [creation(ref, item) for item in metadata]
     present = {e.sop_instance_uid for e in entries}
     for series in (check.kept or {}).get("series") or []:
         for instance in series.get("instance") or []:
             uid = instance.get("uid")
             if isinstance(uid, str) and uid not in present:
-                entries.append(_delete(ref, str(series.get("uid")), uid))
+                entries.append(deletion(ref, str(series.get("uid")), uid))
     return [e for e in entries if e.series_uid and e.sop_instance_uid]
 
 
 def _order(item: DicomJson) -> tuple[int, str, int, str]:
     def number(tag: str) -> int:
-        text = text_of(item, tag) or ""
-        return int(text) if text.isdigit() else 0
+        value = readable(lambda: dicomjson.integer(item, tag))
+        return value if value is not None and value >= 0 else 0
 
     return (
-        number(SERIES_NUMBER),
-        text_of(item, SERIES_UID) or "",
-        number(INSTANCE_NUMBER),
-        text_of(item, SOP_UID) or "",
-    )
-
-
-def _create(ref: StudyRef, item: DicomJson) -> ChangeEntry:
-    return ChangeEntry(
-        sequence=RECONCILE_SEQUENCE,
-        action=ChangeAction.CREATE,
-        study_uid=ref.study_uid,
-        series_uid=text_of(item, SERIES_UID) or "",
-        sop_instance_uid=text_of(item, SOP_UID) or "",
-        partition=ref.partition,
-        metadata=item,
-    )
-
-
-def _delete(ref: StudyRef, series_uid: str, sop_uid: str) -> ChangeEntry:
-    return ChangeEntry(
-        RECONCILE_SEQUENCE, ChangeAction.DELETE, ref.study_uid, series_uid, sop_uid, partition=ref.partition
+        number(tags.SERIES_NUMBER),
+        series_uid_of(item) or "",
+        number(tags.INSTANCE_NUMBER),
+        sop_instance_uid_of(item) or "",
     )
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from dicomcast.dicom.inventory import StudyRef
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, TransientUpstreamError
 from dicomcast.fhir.client import delete_entry, put_entry
 from dicomcast.fhir.mapping.types import Resource, StudyOutput
 from dicomcast.reconcile.compare import StudyCheck, owned_by_source
-from dicomcast.reconcile.inventory import StudyRef
 from dicomcast.reconcile.plan import entries_of, has_writes
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.page import sync_entries

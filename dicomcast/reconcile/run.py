@@ -23,12 +23,13 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
+from dicomcast.dicom.inventory import Inventory, StudyFilter, StudyRef, instance_of
+from dicomcast.dicom.models import DicomWebSource
 from dicomcast.errors import ConfigError
 from dicomcast.fhir.mapping import ids, legacy
 from dicomcast.fhir.mapping.types import SourceContext, StudyOutput
 from dicomcast.logs import get_logger
 from dicomcast.reconcile.compare import Difference, StudyCheck, compare
-from dicomcast.reconcile.inventory import DicomWebSource, Inventory, StudyFilter, StudyRef, instance_of
 from dicomcast.reconcile.plan import evaluate, has_writes, study_context
 from dicomcast.reconcile.progress import Progress
 from dicomcast.reconcile.repair import RepairResult, repair

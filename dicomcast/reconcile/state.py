@@ -15,8 +15,8 @@ import hashlib
 import json
 from datetime import timedelta
 
+from dicomcast.dicom.inventory import StudyFilter, StudyRef
 from dicomcast.errors import LeaseLostError
-from dicomcast.reconcile.inventory import StudyFilter, StudyRef
 from dicomcast.store import Store
 from dicomcast.worker.lease import dead_predecessor, make_owner
 

@@ -142,7 +142,7 @@ def test_full_finds_what_only_the_mapping_sees_and_filters_narrow_the_run(
 ) -> None:
     from datetime import date
 
-    from dicomcast.reconcile.inventory import StudyFilter
+    from dicomcast.dicom.inventory import StudyFilter
 
     instances = generate_studies(3, 2, seed=9)
     azure.store_all(instances)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dicomcast.dicom.inventory import DicomInstance, StudyRef
 from dicomcast.fhir.mapping.types import SourceContext
 from dicomcast.reconcile.compare import compare, study_resource_id
-from dicomcast.reconcile.inventory import DicomInstance, StudyRef
 
 SOURCE = SourceContext("http://dicom.test/v2", "Endpoint/e1")
 ROOT = "http://dicom.test/v2"

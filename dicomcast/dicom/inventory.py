@@ -1,41 +1,29 @@
-"""What a DICOM source holds, asked with QIDO-RS; WADO-RS study metadata only for studies rewritten.
+"""What a DICOM source holds, asked with QIDO-RS; WADO-RS study metadata only where it is mapped.
 
-Every answer is untrusted: a page that is not a JSON array is a transient fault (never "no studies"),
-items without UIDs are ignored, and a server that ignores `offset` (the same page again) ends the
-listing instead of looping. Azure pages at most 200 results (`limit`), newest first, and answers
-204 when nothing (more) matches; Orthanc answers [] and accepts the same parameters.
+Used by `dicomcast reconcile` (reconcile/).
+Every answer is untrusted: a page that is not a JSON array is a transient fault (never "no studies",
+never "deleted"), items without UIDs and elements that cannot be read are ignored, and a server that
+ignores `offset` (the same page again) ends the listing instead of looping. Azure pages at most 200
+results (`limit`), newest first, and answers 204 when nothing (more) matches; Orthanc answers [] and
+accepts the same parameters.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
-from dicomcast.dicom.models import DicomJson
+from dicomcast.dicom import dicomjson, tags
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, DicomJson, DicomWebSource
 from dicomcast.errors import TransientUpstreamError
 
+T = TypeVar("T")
 QIDO_LIMIT = 200  # the Azure DICOM service's largest page
-STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
-MODALITY, SOP_CLASS, INSTANCE_NUMBER = "00080060", "00080016", "00200013"
-STUDY_INSTANCES = "00201208"  # NumberOfStudyRelatedInstances, computed by the server
-INSTANCE_FIELDS = f"{SOP_CLASS},{INSTANCE_NUMBER}"
-
-
-class DicomWebSource(Protocol):
-    """The parts of a change source reconciliation uses (AzureChangeFeedSource, OrthancSource)."""
-
-    name: str
-
-    def dicomweb_json(self, path: str, params: dict[str, str] | None = None, partition: str | None = None) -> Any:
-        """The JSON answer of a DICOMweb GET; None for an explicit 404/410, [] for a search's 204."""
-        ...
-
-    def partitions_in_use(self) -> list[str | None]: ...
-
-    def endpoint_address(self, partition: str | None) -> str: ...
+INSTANCE_FIELDS = f"{tags.SOP_CLASS_UID},{tags.INSTANCE_NUMBER}"
+RECONCILE_SEQUENCE = 0  # entries made by reconciliation have no feed sequence
 
 
 @dataclass(frozen=True, order=True)
@@ -70,11 +58,11 @@ class StudyFilter:
     def qido_params(self) -> dict[str, str]:
         params = {}
         if self.study_uid:
-            params[STUDY_UID] = self.study_uid
+            params[tags.STUDY_INSTANCE_UID] = self.study_uid
         if self.date_from or self.date_to:
             low = f"{self.date_from:%Y%m%d}" if self.date_from else ""
             high = f"{self.date_to:%Y%m%d}" if self.date_to else ""
-            params["00080020"] = f"{low}-{high}"
+            params[tags.STUDY_DATE] = f"{low}-{high}"
         return params
 
     def describe(self) -> str:
@@ -118,19 +106,25 @@ class Inventory:
         found: set[StudyRef] = set()
         for partition in self.source.partitions_in_use():
             for page in self._pages("/studies", filters.qido_params(), partition):
-                found.update(StudyRef(partition or "", uid) for uid in map(_uid_of, page) if uid)
+                found.update(StudyRef(partition or "", uid) for uid in map(study_uid_of, page) if uid)
         return sorted(found)
 
     def instances(self, ref: StudyRef) -> list[DicomInstance]:
         """The study's instances now; empty when the study is gone."""
         seen: dict[str, DicomInstance] = {}
-        path = f"/studies/{ref.study_uid}/instances"
-        for page in self._pages(path, {"includefield": INSTANCE_FIELDS}, ref.partition):
-            for item in page:
-                instance = instance_of(item)
-                if instance is not None and (text_of(item, STUDY_UID) or ref.study_uid) == ref.study_uid:
-                    seen[instance.sop_instance_uid] = instance
+        for item in self._study_items(ref, {"includefield": INSTANCE_FIELDS}):
+            instance = instance_of(item)
+            if instance is not None:
+                seen[instance.sop_instance_uid] = instance
         return list(seen.values())
+
+    def _study_items(self, ref: StudyRef, params: dict[str, str]) -> Iterator[DicomJson]:
+        """The instance-level QIDO-RS answer of one study, paged; items of another study left out."""
+        path = f"/studies/{ref.study_uid}/instances"
+        for page in self._pages(path, params, ref.partition):
+            for item in page:
+                if (study_uid_of(item) or ref.study_uid) == ref.study_uid:
+                    yield item
 
     def metadata(self, ref: StudyRef) -> list[DicomJson]:
         """WADO-RS metadata of every instance of the study (one request); empty when it is gone."""
@@ -139,30 +133,62 @@ class Inventory:
             return []
         if not isinstance(body, list):
             raise TransientUpstreamError("DICOMweb", f"WADO-RS metadata of study {ref.study_uid} is not a JSON array")
-        return [item for item in body if isinstance(item, dict) and text_of(item, STUDY_UID) == ref.study_uid]
+        return [item for item in body if isinstance(item, dict) and study_uid_of(item) == ref.study_uid]
+
+
+def readable(read: Callable[[], T | None]) -> T | None:
+    """A dicomjson reader over an untrusted answer: an element that cannot be read is absent."""
+    try:
+        return read()
+    except dicomjson.InvalidValueError:
+        return None
 
 
 def text_of(item: DicomJson, tag: str) -> str | None:
-    element = item.get(tag)
-    values = element.get("Value") if isinstance(element, dict) else None
-    if not isinstance(values, list) or not values or values[0] is None:
-        return None
-    return str(values[0]).strip() or None
+    return readable(lambda: dicomjson.text(item, tag))
 
 
-def _uid_of(item: DicomJson) -> str | None:
-    return text_of(item, STUDY_UID)
+def study_uid_of(item: DicomJson) -> str | None:
+    return text_of(item, tags.STUDY_INSTANCE_UID)
+
+
+def series_uid_of(item: DicomJson) -> str | None:
+    return text_of(item, tags.SERIES_INSTANCE_UID)
+
+
+def sop_instance_uid_of(item: DicomJson) -> str | None:
+    return text_of(item, tags.SOP_INSTANCE_UID)
 
 
 def instance_of(item: DicomJson) -> DicomInstance | None:
-    series_uid, sop_uid = text_of(item, SERIES_UID), text_of(item, SOP_UID)
+    series_uid, sop_uid = series_uid_of(item), sop_instance_uid_of(item)
     if not series_uid or not sop_uid:
         return None
-    number = text_of(item, INSTANCE_NUMBER)
+    number = readable(lambda: dicomjson.integer(item, tags.INSTANCE_NUMBER))
     return DicomInstance(
         series_uid,
         sop_uid,
-        text_of(item, MODALITY),
-        text_of(item, SOP_CLASS),
-        int(number) if number and number.isdigit() else None,  # the mapping leaves negative numbers out
+        text_of(item, tags.MODALITY),
+        text_of(item, tags.SOP_CLASS_UID),
+        number if number is not None and number >= 0 else None,  # the mapping leaves negative numbers out
+    )
+
+
+def creation(ref: StudyRef, item: DicomJson) -> ChangeEntry:
+    """A `create` entry for one instance's metadata, as reconciliation writes it."""
+    return ChangeEntry(
+        sequence=RECONCILE_SEQUENCE,
+        action=ChangeAction.CREATE,
+        study_uid=ref.study_uid,
+        series_uid=series_uid_of(item) or "",
+        sop_instance_uid=sop_instance_uid_of(item) or "",
+        partition=ref.partition,
+        metadata=item,
+    )
+
+
+def deletion(ref: StudyRef, series_uid: str, sop_instance_uid: str) -> ChangeEntry:
+    """A `delete` entry for an instance the source no longer holds."""
+    return ChangeEntry(
+        RECONCILE_SEQUENCE, ChangeAction.DELETE, ref.study_uid, series_uid, sop_instance_uid, partition=ref.partition
     )

@@ -1,4 +1,4 @@
-"""inventory.py: QIDO-RS paging over untrusted answers."""
+"""dicom/inventory.py: QIDO-RS paging over untrusted answers, and the entries reconciliation makes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ from typing import Any
 
 import pytest
 
+from dicomcast.dicom.inventory import (
+    QIDO_LIMIT,
+    RECONCILE_SEQUENCE,
+    Inventory,
+    StudyFilter,
+    StudyRef,
+    creation,
+    deletion,
+)
+from dicomcast.dicom.models import ChangeAction
 from dicomcast.errors import TransientUpstreamError
-from dicomcast.reconcile.inventory import QIDO_LIMIT, Inventory, StudyFilter, StudyRef
 
 
 def _study(uid: str) -> dict[str, Any]:
@@ -64,3 +73,45 @@ def test_date_filters_become_a_study_date_range() -> None:
 
     assert StudyFilter(date_from=date(2025, 1, 2)).qido_params() == {"00080020": "20250102-"}
     assert StudyFilter(date_to=date(2025, 3, 4)).qido_params() == {"00080020": "-20250304"}
+
+
+def _instance(study: str, series: str | None, sop: str, **more: Any) -> dict[str, Any]:
+    item = {"0020000D": {"vr": "UI", "Value": [study]}, "00080018": {"vr": "UI", "Value": [sop]}, **more}
+    if series is not None:
+        item["0020000E"] = {"vr": "UI", "Value": [series]}
+    return item
+
+
+def test_a_study_the_server_no_longer_has_lists_no_instance() -> None:
+    source = FakeSource({"None:/studies/1.2/instances": None})  # an explicit 404
+    inventory = Inventory(source)
+    assert inventory.instances(StudyRef("", "1.2")) == [] and inventory.requests == 1
+
+
+def test_instances_read_their_elements_as_the_mapping_does() -> None:
+    number = {"00200013": {"vr": "IS", "Value": [7]}, "00080060": {"vr": "CS", "Value": ["CT "]}}
+    negative = {"00200013": {"vr": "IS", "Value": ["-3"]}}
+    listed = [_instance("1.2", "1.2.1", "1.2.1.1", **number), _instance("1.2", "1.2.1", "1.2.1.2", **negative)]
+    found = Inventory(FakeSource({"None:/studies/1.2/instances": listed})).instances(StudyRef("", "1.2"))
+    assert [(i.sop_instance_uid, i.number, i.modality) for i in found] == [
+        ("1.2.1.1", 7, "CT"),
+        ("1.2.1.2", None, None),
+    ]
+
+
+def test_entries_made_by_reconciliation_carry_the_study_ref() -> None:
+    ref = StudyRef("p1", "1.2")
+    created = creation(ref, _instance("1.2", "1.2.1", "1.2.1.1"))
+    deleted = deletion(ref, "1.2.1", "1.2.1.2")
+    assert (created.action, created.series_uid, created.sop_instance_uid, created.partition) == (
+        ChangeAction.CREATE,
+        "1.2.1",
+        "1.2.1.1",
+        "p1",
+    )
+    assert (deleted.action, deleted.study_uid, deleted.partition, deleted.sequence) == (
+        ChangeAction.DELETE,
+        "1.2",
+        "p1",
+        RECONCILE_SEQUENCE,
+    )
