@@ -22,13 +22,13 @@ def run(ctx: click.Context, once: bool) -> None:
     invalid configuration (78); `run --once` exits 69/77 when a dependency fails."""
     from dicomcast import telemetry
     from dicomcast.store.durability import warn_if_ephemeral_store
-    from dicomcast.worker import faults
+    from dicomcast.worker import hooks
     from dicomcast.worker.runner import install_signal_handlers
 
     settings = settings_of(ctx).settings
     if telemetry.configure(settings.application_insights):
         log.info("telemetry to Azure Monitor (Application Insights)")
-    faults.unexpected_at_start()  # off unless a test sets DICOMCAST_FAULT_UNEXPECTED
+    hooks.reached("run-start")
     warn_if_ephemeral_store(settings.store.connection_string)
     stop_event = threading.Event()
     install_signal_handlers(stop_event)

@@ -15,7 +15,7 @@ from dicomcast.dicom.models import Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
-from dicomcast.worker import faults, metrics
+from dicomcast.worker import hooks, metrics
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
@@ -107,7 +107,7 @@ class SourceWorker:
         )  # next batch read while this one is written
         while not self.ctx.stop_event.is_set():
             page = reader.read(cursor)
-            faults.reached("page-read")
+            hooks.reached("page-read")
             self._hold_lease()  # renewed every batch; raises if another worker took it
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
@@ -115,10 +115,10 @@ class SourceWorker:
                 result = sync_entries(self.ctx, page.entries)
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
-            faults.reached("before-checkpoint")  # off unless a crash-safety test sets DICOMCAST_FAULT_HOLD
+            hooks.reached("before-checkpoint")  # a seam for the crash-safety tests (hooks.py)
             self._hold_lease()  # a worker that lost its lease during the page does not checkpoint it
             self.ctx.store.save_page(self.name, page.next_cursor, failures)
-            faults.reached("after-checkpoint")
+            hooks.reached("after-checkpoint")
             self._account(page, result, failures, time.perf_counter() - started, cursor, report)
             cursor = page.next_cursor
             if page.caught_up:

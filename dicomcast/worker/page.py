@@ -22,7 +22,7 @@ from dicomcast.failures import EntryFailure
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.logs import get_logger
-from dicomcast.worker import faults, lookups, metrics
+from dicomcast.worker import hooks, lookups, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.study_write import StudyResult, StudyState, sync_study
 
@@ -154,7 +154,7 @@ def _sync_lane(
             note(written=result.written, failures=len(result.failures), warnings=len(result.warnings))
         _log_study(ctx, result, entries, time.perf_counter() - started)
         if result.written:
-            faults.reached("study-written")
+            hooks.reached("study-written")
         results.append(result)
     return results
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 
-from dicomcast.worker.faults import HOLD, MARKER
+from tests.fault_entry import HOLD, MARKER, UNEXPECTED
 from tests.peers import Peer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KINDS = ("ImagingStudy", "Patient", "Endpoint", "Observation")
 
@@ -44,9 +46,19 @@ def orthanc_env(orthanc: Peer, fhir: Peer, store: Path, **extra: str) -> dict[st
     return env
 
 
+def _command(args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`python -m dicomcast ARGS`, or `python -m tests.fault_entry ARGS` (the same command with faults
+    injected) when `env` asks for a fault; with its environment."""
+    if HOLD not in env and UNEXPECTED not in env:
+        return [sys.executable, "-m", "dicomcast", *args], env
+    importable = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return [sys.executable, "-m", "tests.fault_entry", *args], {**env, "PYTHONPATH": importable}
+
+
 def dicomcast(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    command, env = _command(args, env)
     return subprocess.run(
-        [sys.executable, "-m", "dicomcast", *args],
+        command,
         env=env,
         capture_output=True,
         text=True,
@@ -56,18 +68,18 @@ def dicomcast(args: list[str], env: dict[str, str], timeout: float = 300) -> sub
 
 
 def start_dicomcast(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dicomcast", *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+    command, env = _command(args, env)
+    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 def run_and_kill_at(env: dict[str, str], log: Path, point: str, nth: int, hang_guard_s: float = 600) -> str:
-    """`dicomcast run --once` held (worker/faults.py) the `nth` time it reaches `point`, then killed
+    """`dicomcast run --once` held (tests/fault_entry.py) the `nth` time it reaches `point`, then killed
     from outside with SIGKILL: a crash at a known moment of the sync, on a fast or a loaded machine.
     Returns `killed at <point>`, or `finished (<exit code>)` when the run ended before the point."""
+    command, held_env = _command(["run", "--once"], {**env, HOLD: f"{point}:{nth}", "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "dicomcast", "run", "--once"],
-        env={**env, HOLD: f"{point}:{nth}", "PYTHONUNBUFFERED": "1"},
+        command,
+        env=held_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

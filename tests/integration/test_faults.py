@@ -1,7 +1,7 @@
 """Crash safety and flaky peers, proved on real servers: kill -9 at 50 moments of a 2,000 instance
 sync, and a FHIR server / DICOM server behind a proxy that fails 20% of requests.
 
-The kills are driven by events, not timings: the worker is told (DICOMCAST_FAULT_HOLD, worker/faults.py)
+The kills are driven by events, not timings: the worker is told (DICOMCAST_FAULT_HOLD, tests/fault_entry.py)
 to stop at the n-th time it reaches a point of the sync (a batch read, a study written, every write
 of a batch done but its checkpoint not saved, a checkpoint saved) and says so; the test then kills it
 from outside with SIGKILL. So every kill hits a sync in progress on a fast or a loaded machine alike.
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from dicomcast.store import Store, make_engine
-from dicomcast.worker.faults import POINTS
 from tests import peers
+from tests.fault_entry import POINTS
 from tests.integration import bulk_data
 from tests.integration.sync_helpers import dicomcast, orthanc_env, run_and_kill_at, snapshot
 from tests.servers.faulty_proxy import FaultyProxy
