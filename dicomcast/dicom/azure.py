@@ -47,6 +47,7 @@ from dicomcast.dicom.models import (
     ChangeEntry,
     ChangeSource,
     ChangeState,
+    CheckpointCarryOver,
     CursorKind,
     DicomJson,
     FeedPosition,
@@ -212,6 +213,11 @@ class AzureChangeFeedSource(ChangeSource):
 
     def deletion_check(self) -> None:
         return None  # the feed reports deletions (action `delete`)
+
+    def carry_over(self) -> CheckpointCarryOver:
+        from dicomcast.dicom.azure_handover import AzureCarryOver  # which imports this module
+
+        return AzureCarryOver(self)
 
     def feed_json(self, version: int, path: str, params: dict[str, str]) -> Any:
         """A change-feed answer without metadata from `/v{version}{path}` of this service (v1 and v2

@@ -18,13 +18,29 @@ from datetime import timedelta
 from typing import Any
 
 from dicomcast.dicom.azure import V1_MAX_LIMIT, V2_MAX_LIMIT, AzureChangeFeedSource
-from dicomcast.dicom.azure_cursor import TimeCursor
+from dicomcast.dicom.azure_cursor import TimeCursor, parse_sequence_cursor
 from dicomcast.dicom.azure_entries import EntryFormatError, FeedKey, lower_keys, parse_sequence, parse_ticks
 from dicomcast.errors import PermanentUpstreamError, TransientUpstreamError
+from dicomcast.urls import redact_url
 
 COMMIT_MARGIN = timedelta(minutes=5)  # far beyond any commit delay; only costs a few more rows read
 MAX_V1_PAGES_BACK = 200  # how far (x 100 sequences) to look back for an entry at or before S
 _TICKS_PER_SECOND = 10_000_000
+
+
+class AzureCarryOver:
+    """`CheckpointCarryOver` of an Azure source: a v2 source continues the same service's v1 checkpoint."""
+
+    def __init__(self, source: AzureChangeFeedSource) -> None:
+        self.source = source
+        v1_url = redact_url(source.public.with_version(1).url)
+        self.predecessor = f"azure:{v1_url}" if source.version != 1 else None  # as the v1 source names itself
+
+    def predecessor_sequence(self, cursor: str) -> int:
+        return parse_sequence_cursor(cursor)
+
+    def cursor_after_sequence(self, sequence: int) -> str | None:
+        return cursor_after_sequence(self.source, sequence)
 
 
 def cursor_after_sequence(source: AzureChangeFeedSource, sequence: int) -> str | None:

@@ -179,6 +179,22 @@ class DeletionCheck(Protocol):
         ...
 
 
+class CheckpointCarryOver(Protocol):
+    """What a source offers whose first checkpoint may be carried over from elsewhere instead of
+    starting at the feed's start (worker/carry_over.py): from its predecessor in the store, or from
+    DICOM Cast's Table Storage, whose `SyncedSequence` is a sequence of the feed."""
+
+    predecessor: str | None  # the source (name) whose checkpoint this one continues; None if none
+
+    def predecessor_sequence(self, cursor: str) -> int:
+        """The feed sequence the predecessor's checkpoint `cursor` stands at."""
+        ...
+
+    def cursor_after_sequence(self, sequence: int) -> str | None:
+        """This source's cursor meaning "every entry up to `sequence` is handled"; None: the start."""
+        ...
+
+
 class ChangeSource(Protocol):
     """What the worker needs from a DICOM server. Cursors are opaque strings each source defines."""
 
@@ -211,6 +227,11 @@ class ChangeSource(Protocol):
 
     def deletion_check(self) -> DeletionCheck | None:
         """None when the feed reports every deletion itself; else what reconciliation asks (Orthanc)."""
+        ...
+
+    def carry_over(self) -> CheckpointCarryOver | None:
+        """None when a source without a checkpoint starts at its feed's start; else how it can
+        continue a checkpoint kept elsewhere (Azure: its v1 feed's, DICOM Cast's)."""
         ...
 
     def close(self) -> None: ...

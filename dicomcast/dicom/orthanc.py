@@ -179,6 +179,9 @@ class OrthancSource:
     def deletion_check(self) -> OrthancSource:
         return self  # /changes erases the changes of deleted resources: reconciliation finds them
 
+    def carry_over(self) -> None:
+        return None  # no other checkpoint of an Orthanc feed exists to carry over
+
     def close(self) -> None:
         self._http.close()
 

@@ -40,7 +40,7 @@ from dicomcast.worker.context import SyncContext
 log = get_logger("dicomcast.reconcile")
 T = TypeVar("T")
 CHUNK_STUDIES = 50
-# The DICOM client's connection pool (worker/build.py change_source). More threads than connections
+# The DICOM client's connection pool (dicom/sources.py POOL_SIZE). More threads than connections
 # only queue for them, and against a loopback server that queueing gave read errors and 60-s stalls.
 DICOM_CONNECTIONS = 4
 

@@ -10,10 +10,9 @@ import httpx
 from sqlalchemy import Engine
 
 from dicomcast.auth import build_auth
-from dicomcast.config.settings import ServerType, Settings, SourceSettings, TableStoreSettings
-from dicomcast.dicom.azure import AzureChangeFeedSource
+from dicomcast.config.settings import Settings, SourceSettings, TableStoreSettings
 from dicomcast.dicom.models import ChangeSource
-from dicomcast.dicom.orthanc import OrthancSource, orthanc_root
+from dicomcast.dicom.sources import open_source
 from dicomcast.errors import ConfigError, DicomcastError, StoreError
 from dicomcast.fhir.client import Capabilities, FhirClient
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
@@ -60,16 +59,13 @@ def change_source(
         raise ConfigError(
             [f"{prefix}:Endpoint: required (set env DicomWeb__Endpoint or Key Vault secret DicomWeb--Endpoint)"]
         )
-    auth = build_auth(web.authentication, "DicomWeb", on_token_renewed=_renewed)
-    if web.server_type == ServerType.ORTHANC:
-        client = make_client(orthanc_root(web), auth=auth, transport=transport, pool_size=4)
-        return OrthancSource(web, client, batch_size=settings.worker.batch_size, setting_prefix=prefix)
-    client = make_client("", auth=auth, transport=transport, pool_size=4)
-    return AzureChangeFeedSource(
+    return open_source(
         web,
+        auth=build_auth(web.authentication, "DicomWeb", on_token_renewed=_renewed),
+        setting_prefix=prefix,
         batch_size=settings.worker.batch_size,
-        client=client,
         ignore_parsing_errors=settings.dicom_cast.features.ignore_json_parsing_errors,
+        transport=transport,
     )
 
 

@@ -68,6 +68,9 @@ class FakeSource:
     def deletion_check(self) -> None:
         return None
 
+    def carry_over(self) -> None:
+        return None
+
     def close(self) -> None:
         pass
 
