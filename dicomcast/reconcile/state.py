@@ -1,29 +1,27 @@
-"""A repair run's lease and resume point, kept in the store's existing tables (no schema change).
+"""A repair run's lease and resume point, kept by the store.
 
 - Lease `reconcile-run:<source>` (the leases table): one repairing reconcile per source at a time.
   It is not the worker's lease: reconcile works beside a running worker, both writing through
   If-Match, so neither overwrites the other (README "Reconciliation").
-- Resume point, the checkpoints row `reconcile-run:<source>`: the last study (in the run's sorted
-  order) whose repair finished, with a fingerprint of the run's filters. A run with the same filters
-  continues after it; a different run starts over. A finished run removes the row. The change-feed
-  checkpoint is never touched.
+- Resume point (the store's repair runs): the last study (in the run's sorted order) whose repair
+  finished, with a fingerprint of the run's filters. A run with the same filters continues after it;
+  a different run starts over. A finished run removes it. The change-feed checkpoint is never touched.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import timedelta
 
 from dicomcast.dicom.inventory import StudyFilter, StudyRef
 from dicomcast.errors import LeaseLostError
-from dicomcast.store import Store
+from dicomcast.store import ResumePoint, Store
 from dicomcast.worker.lease import dead_predecessor, make_owner
 
 LEASE = timedelta(minutes=5)
 
 
-def key(source: str) -> str:
+def lease_name(source: str) -> str:
     return f"reconcile-run:{source}"
 
 
@@ -40,9 +38,9 @@ class RunState:
         self.owner = make_owner()
 
     def take_lease(self) -> None:
-        lease = self.store.lease(key(self.source))
+        lease = self.store.lease(lease_name(self.source))
         take_from = lease.owner if lease and dead_predecessor(lease.owner, self.owner) else None
-        if not self.store.acquire_lease(key(self.source), self.owner, LEASE, take_from=take_from):
+        if not self.store.acquire_lease(lease_name(self.source), self.owner, LEASE, take_from=take_from):
             holder = lease.owner if lease else "another process"
             raise LeaseLostError(
                 f"{self.source}: another reconcile is repairing this source (lease held by {holder}); "
@@ -50,23 +48,19 @@ class RunState:
             )
 
     def release(self) -> None:
-        self.store.release_lease(key(self.source), self.owner)
+        self.store.release_lease(lease_name(self.source), self.owner)
 
     def resume_after(self) -> StudyRef | None:
-        raw = self.store.read_checkpoint(key(self.source))
-        try:
-            saved = json.loads(raw) if raw else None
-        except ValueError:
+        """The last study done by an interrupted run with the same filters; None: start over."""
+        point = self.store.resume_point(self.source)
+        if point is None or point.fingerprint != self.fingerprint:
             return None
-        if not isinstance(saved, dict) or saved.get("f") != self.fingerprint:
-            return None
-        return StudyRef(str(saved.get("p", "")), str(saved.get("u", "")))
+        return StudyRef(point.partition_key, point.study_uid)
 
     def save(self, done: StudyRef) -> None:
         """The run is complete up to `done` (in sorted order); also renews the lease."""
         self.take_lease()
-        body = json.dumps({"f": self.fingerprint, "p": done.partition_key, "u": done.study_uid}, separators=(",", ":"))
-        self.store.set_checkpoint(key(self.source), body)
+        self.store.save_resume_point(self.source, ResumePoint(self.fingerprint, done.partition_key, done.study_uid))
 
     def finish(self) -> None:
-        self.store.set_checkpoint(key(self.source), None)
+        self.store.forget_resume_point(self.source)

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the store: checkpoints, permanent failures, leases, reconciliations."""
+"""SQLAlchemy models of the store: checkpoints, permanent failures, leases, reconciliations, repair runs."""
 
 from __future__ import annotations
 
@@ -83,3 +83,17 @@ class Reconciliation(Base):
     source: Mapped[str] = mapped_column(String(512), primary_key=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     baseline: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RepairRun(Base):
+    """Where an interrupted repairing `dicomcast reconcile` of a source resumes: after the study
+    (`partition_key`, `study_uid`, in the run's sorted order) whose repair finished last, when run
+    again with the same filters (`fingerprint`). A finished run removes its row."""
+
+    __tablename__ = "repair_runs"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    partition_key: Mapped[str] = mapped_column(String(PARTITION_LENGTH))  # "" without partitions
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

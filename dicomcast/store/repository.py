@@ -1,9 +1,11 @@
 """Reads and writes of the store, each in a short transaction: checkpoints, failures, leases, the
-synced-instance index, reconciliation runs, the status report and a liveness ping."""
+synced-instance index, reconciliation runs, repair runs' resume points, the status report and a
+liveness ping."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,11 +17,29 @@ from dicomcast.dicom.models import ChangeEntry, UnreadableEntry, recordable_uid
 from dicomcast.errors import StoreError
 from dicomcast.failures import EntryFailure
 from dicomcast.store.db import open_existing
-from dicomcast.store.models import ACTION_LENGTH, PARTITION_LENGTH, Checkpoint, Failure, Lease, Reconciliation, aware
+from dicomcast.store.models import (
+    ACTION_LENGTH,
+    PARTITION_LENGTH,
+    Checkpoint,
+    Failure,
+    Lease,
+    Reconciliation,
+    RepairRun,
+    aware,
+)
 from dicomcast.store.status import read_status
 from dicomcast.store.synced import SyncedIndex
 
 MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """A repairing reconcile's progress: done up to (`partition_key`, `study_uid`) for these filters."""
+
+    fingerprint: str
+    partition_key: str
+    study_uid: str
 
 
 def _now() -> datetime:
@@ -218,6 +238,23 @@ class Store:
             row.completed_at = completed_at
             if baseline is not None:
                 row.baseline = baseline
+
+    # -- repair runs (reconcile/state.py) ------------------------------------------------------
+    def resume_point(self, source: str) -> ResumePoint | None:
+        with self._session() as session:
+            row = session.get(RepairRun, source)
+            return ResumePoint(row.fingerprint, row.partition_key, row.study_uid) if row else None
+
+    def save_resume_point(self, source: str, point: ResumePoint) -> None:
+        with self._session() as session, session.begin():
+            row = session.get(RepairRun, source) or RepairRun(source=source)
+            row.fingerprint, row.partition_key, row.study_uid = point.fingerprint, point.partition_key, point.study_uid
+            row.updated_at = self._clock()
+            session.add(row)
+
+    def forget_resume_point(self, source: str) -> None:
+        with self._session() as session, session.begin():
+            session.execute(delete(RepairRun).where(RepairRun.source == source))
 
     # -- plumbing ------------------------------------------------------------------------------
     def _session(self) -> _GuardedSession:

@@ -72,9 +72,9 @@ def test_an_interrupted_repair_resumes_after_the_last_chunk_done(
     first = _reconcile(env, options, stop_after_studies=4)  # stops during the second chunk
     assert first.interrupted and first.checked == 6 and first.studies_written == 6
     assert len(rh.studies_by_uid(fhir_server)) == 6
-    rows = {c.source: c.cursor for c in Store(make_engine(f"sqlite:///{tmp_path / 's.db'}")).checkpoints()}
-    assert f"reconcile-run:azure:{azure.url}/v2" in rows  # the resume point; no feed checkpoint moved
-    assert f"azure:{azure.url}/v2" not in rows
+    store = Store(make_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    assert store.resume_point(f"azure:{azure.url}/v2") is not None  # the resume point
+    assert store.checkpoints() == []  # no feed checkpoint moved, none stands in for the run
 
     second = _reconcile(env, options)
     assert not second.interrupted and second.resumed_after is not None
@@ -84,8 +84,8 @@ def test_an_interrupted_repair_resumes_after_the_last_chunk_done(
         study, series, sop = uids(instance)
         expected.setdefault(study, {}).setdefault(series, set()).add(sop)
     rh.assert_matches(fhir_server, expected)
-    rows = {c.source for c in Store(make_engine(f"sqlite:///{tmp_path / 's.db'}")).checkpoints()}
-    assert f"reconcile-run:azure:{azure.url}/v2" not in rows  # a finished run leaves nothing behind
+    store = Store(make_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    assert store.resume_point(f"azure:{azure.url}/v2") is None  # a finished run leaves nothing behind
     assert _reconcile(env, RunOptions(dry_run=True)).differing == 0
 
 

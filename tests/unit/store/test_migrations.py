@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, inspect, text
 
 from dicomcast.store import Store, is_migrated, make_engine, migrate
 
-TABLES = {"checkpoints", "failures", "leases", "synced_instances", "reconciliations", "alembic_version"}
+TABLES = {"checkpoints", "failures", "leases", "synced_instances", "reconciliations", "repair_runs", "alembic_version"}
 
 
 def test_migrations_create_every_table_and_are_idempotent(store_url: str) -> None:
@@ -98,7 +98,9 @@ def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -
             insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
             connection.execute(insert, [{"s": s, "c": c, "u": when} for s, c in rows.items()])
 
-        migrate(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
 
         store = Store(engine)
         assert {c.source: c.cursor for c in store.checkpoints()} == {
@@ -119,5 +121,53 @@ def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -
         assert set(back) == set(rows) - {"reconcile:orthanc:http://other:8042"}
         assert datetime.fromisoformat(back["reconcile:orthanc:http://h:8042"]) == when
         assert back["reconcile-baseline:orthanc:http://h:8042"] == "-3"
+    finally:
+        engine.dispose()
+
+
+def test_0005_moves_repair_resume_points_out_of_checkpoints_and_back(store_url: str) -> None:
+    """`reconcile-run:<source>` checkpoint rows (JSON) become repair_runs rows; a row that never
+    parsed is dropped (its run starts over, as it did); feed checkpoints stay; the downgrade puts
+    the resume points back as the JSON reconcile read."""
+    from alembic import command
+
+    from dicomcast.store import ResumePoint
+    from dicomcast.store.db import _alembic_config
+
+    engine = make_engine(store_url)
+    when = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
+    rows = {
+        "azure:http://a/v2": "7",
+        "reconcile-run:azure:http://a/v2": '{"f":"abc123","p":"beta","u":"1.2.3"}',
+        "reconcile-run:orthanc:http://h:8042": '{"f":"def456","p":"","u":"1.2.4"}',
+        "reconcile-run:orthanc:http://broken:8042": "not json",
+    }
+    try:
+        config = _alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
+            insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
+            connection.execute(insert, [{"s": s, "c": c, "u": when} for s, c in rows.items()])
+
+        migrate(engine)
+
+        store = Store(engine)
+        assert {c.source: c.cursor for c in store.checkpoints()} == {"azure:http://a/v2": "7"}
+        assert store.resume_point("azure:http://a/v2") == ResumePoint("abc123", "beta", "1.2.3")
+        assert store.resume_point("orthanc:http://h:8042") == ResumePoint("def456", "", "1.2.4")
+        assert store.resume_point("orthanc:http://broken:8042") is None
+
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")
+        assert "repair_runs" not in inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            back = dict(connection.execute(text("SELECT source, cursor FROM checkpoints")).tuples().all())
+        assert back == {
+            "azure:http://a/v2": "7",
+            "reconcile-run:azure:http://a/v2": '{"f":"abc123","p":"beta","u":"1.2.3"}',
+            "reconcile-run:orthanc:http://h:8042": '{"f":"def456","p":"","u":"1.2.4"}',
+        }
     finally:
         engine.dispose()

@@ -95,3 +95,16 @@ def test_an_expired_lease_or_a_dead_predecessors_is_taken(store: Store) -> None:
     assert store.acquire_lease(SOURCE, "c", timedelta(seconds=30), take_from="b")
     lease = store.lease(SOURCE)
     assert lease is not None and lease.owner == "c"
+
+
+def test_a_repair_runs_resume_point_is_saved_replaced_and_forgotten_per_source(store: Store) -> None:
+    from dicomcast.store import ResumePoint
+
+    assert store.resume_point("s") is None
+    store.save_resume_point("s", ResumePoint("f1", "", "1.2.3"))
+    store.save_resume_point("s", ResumePoint("f1", "beta", "1.2.9"))
+    store.save_resume_point("other", ResumePoint("f2", "", "1.2.4"))
+    assert store.resume_point("s") == ResumePoint("f1", "beta", "1.2.9")
+    assert store.checkpoints() == []  # never a checkpoint row standing in for a source
+    store.forget_resume_point("s")
+    assert store.resume_point("s") is None and store.resume_point("other") == ResumePoint("f2", "", "1.2.4")
