@@ -1,6 +1,6 @@
 """What a DICOM source holds, asked with QIDO-RS; WADO-RS study metadata only where it is mapped.
 
-Used by `dicomcast reconcile` (reconcile/).
+Used by `dicomcast reconcile` (reconcile/) and by the worker's deletion pass (worker/reconcile.py).
 Every answer is untrusted: a page that is not a JSON array is a transient fault (never "no studies",
 never "deleted"), items without UIDs and elements that cannot be read are ignored, and a server that
 ignores `offset` (the same page again) ends the listing instead of looping. Azure pages at most 200
@@ -117,6 +117,11 @@ class Inventory:
             if instance is not None:
                 seen[instance.sop_instance_uid] = instance
         return list(seen.values())
+
+    def sop_instance_uids(self, ref: StudyRef) -> set[str]:
+        """SOP Instance UIDs of the study now (the worker's deletion pass); empty when it is gone.
+        Any item naming one counts as present: only its absence from every page means "deleted"."""
+        return {uid for uid in map(sop_instance_uid_of, self._study_items(ref, {})) if uid}
 
     def _study_items(self, ref: StudyRef, params: dict[str, str]) -> Iterator[DicomJson]:
         """The instance-level QIDO-RS answer of one study, paged; items of another study left out."""

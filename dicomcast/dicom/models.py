@@ -163,12 +163,9 @@ class DicomWebSource(Protocol):
     def endpoint_address(self, partition: str | None) -> str: ...
 
 
-class DeletionCheck(Protocol):
-    """What reconciliation asks of a source whose feed loses deletions (worker/reconcile.py)."""
-
-    def present_instances(self, study_uid: str) -> set[str]:
-        """SOP Instance UIDs of the study the server holds now; empty when the study is gone."""
-        ...
+class DeletionCheck(DicomWebSource, Protocol):
+    """What the worker's deletion pass asks of a source whose feed loses deletions (worker/reconcile.py):
+    two counts each poll, and QIDO-RS (dicom/inventory.py) when they disagree."""
 
     def instance_count(self) -> int:
         """How many instances the server holds now."""

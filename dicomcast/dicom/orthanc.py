@@ -128,12 +128,6 @@ class OrthancSource:
             raise UnparseableBodyError(SERVICE, problem)
         return dict(item)
 
-    def present_instances(self, study_uid: str) -> set[str]:
-        """SOP Instance UIDs of the study Orthanc holds now (QIDO-RS); empty when the study is gone."""
-        url = f"/dicom-web/studies/{study_uid}/instances"
-        items = self._json_array(url, self._get_json(url, missing_ok=True))
-        return {_sop_uid(item) for item in items if isinstance(item, dict)} - {""}
-
     def endpoint_address(self, partition: str | None) -> str:
         return self._public_dicomweb
 
@@ -177,7 +171,7 @@ class OrthancSource:
         return int(cursor) if cursor and cursor.isdigit() else None
 
     def deletion_check(self) -> OrthancSource:
-        return self  # /changes erases the changes of deleted resources: reconciliation finds them
+        return self  # /changes erases the changes of deleted resources: the worker's deletion pass finds them
 
     def carry_over(self) -> None:
         return None  # no other checkpoint of an Orthanc feed exists to carry over

@@ -5,7 +5,8 @@ Duplicates first: resources that reference an extra ImagingStudy (Observation.pa
 then the extras are deleted. Each step is idempotent, so a run stopped between them is finished by
 the next. Then the studies are written as a page of synthesised entries by worker/page.py (one
 transaction per study, If-Match, 412 re-read and re-merged), which writes only what differs;
-permanent failures are recorded in the failure table as the sync records them (checkpoint untouched).
+permanent failures are recorded in the failure table as the sync records them (checkpoint untouched;
+worker/reconcile.py write_reconciled, which the worker's deletion pass uses too).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dicomcast.fhir.mapping.types import Resource, StudyOutput
 from dicomcast.reconcile.compare import StudyCheck, owned_by_source
 from dicomcast.reconcile.plan import entries_of, has_writes
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import sync_entries
+from dicomcast.worker.reconcile import write_reconciled
 
 REFERRING = (("Observation", "part-of"), ("Observation", "derived-from"))
 MAX_CONFLICT_RETRIES = 5
@@ -53,11 +54,9 @@ def repair(ctx: SyncContext, checks: Sequence[StudyCheck], outputs: dict[StudyRe
             entries += entries_of(check)  # failing entries too: the write path records them
     if not entries:
         return result
-    page = sync_entries(ctx, entries)
+    page = write_reconciled(ctx, entries)
     result.studies_written += sum(1 for s in page.studies if s.written)
     failures = page.failures
-    if failures:
-        ctx.store.record_failures(ctx.source.name, failures)
     result.failures += len(failures)
     result.failed_studies = frozenset(f.entry.study_uid for f in failures)
     return result

@@ -13,8 +13,9 @@ With every present instance remembered, `unexplained` is minus the number of rem
 that are gone. Instances Orthanc holds that were never remembered (synced before the index existed,
 skipped by moving the checkpoint) add a constant, the baseline, recorded after each full
 reconciliation. When `unexplained` differs from the baseline, something was deleted: a full
-reconciliation asks Orthanc (QIDO-RS) which remembered instances are gone and applies them as
-`delete` ChangeEntries through the normal page path (one write per study, an emptied study of ours
+reconciliation asks Orthanc which remembered instances are gone (QIDO-RS, per study, through
+dicom/inventory.py as `dicomcast reconcile` asks) and applies them as `delete` ChangeEntries
+through the normal page path (one write per study, an emptied study of ours
 is deleted, permanent failures recorded). Only an explicit "this study has no such instance" counts
 as gone, so new instances not synced yet never cause a delete. The counts are read between two
 reads of the feed's last Seq; if the feed moved meanwhile the comparison is skipped (undecided) and
@@ -31,19 +32,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from dicomcast.dicom.inventory import Inventory, StudyRef, deletion
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, DeletionCheck, Page
 from dicomcast.errors import DicomcastError
-from dicomcast.failures import EntryFailure
 from dicomcast.logs import get_logger
 from dicomcast.store.synced import SyncedIndex, SyncedKey
 from dicomcast.worker.availability import Availability
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import sync_entries
+from dicomcast.worker.page import SyncResult, sync_entries
 
 log = get_logger("dicomcast.reconcile")
 
 STUDIES_PER_PAGE = 50  # deletions are applied in pages of this many studies
-RECONCILE_SEQUENCE = 0  # reconciliation entries have no feed sequence
 
 
 def supports_reconcile(ctx: SyncContext) -> bool:
@@ -88,6 +88,7 @@ class ReconcileReport:
     studies_checked: int = 0
     instances_deleted: int = 0
     failures: int = 0
+    qido_requests: int = 0
     ran: bool = False
     ok: bool = True
     error: str | None = None
@@ -160,7 +161,7 @@ def reconcile(ctx: SyncContext) -> ReconcileReport:
     upstream trouble: the report says what happened; what was not done is done next time."""
     name = ctx.source.name
     report = ReconcileReport(name, ran=True)
-    index = ctx.store.synced
+    index, inventory = ctx.store.synced, Inventory(_deletion_check(ctx))
     try:
         pending: list[ChangeEntry] = []
         studies_in_page = 0
@@ -168,10 +169,10 @@ def reconcile(ctx: SyncContext) -> ReconcileReport:
             if ctx.stop_event.is_set():
                 break
             report.studies_checked += 1
-            gone = _gone(ctx, study_uid, index.instances(name, study_uid))
+            gone = _gone(ctx, inventory, StudyRef(partition or "", study_uid), index.instances(name, study_uid))
             if not gone:
                 continue
-            pending += [_delete_entry(key, partition) for key in gone]
+            pending += gone
             studies_in_page += 1
             if studies_in_page >= STUDIES_PER_PAGE:
                 _apply(ctx, index, pending, report)
@@ -181,36 +182,23 @@ def reconcile(ctx: SyncContext) -> ReconcileReport:
     except DicomcastError as exc:
         report.ok, report.error = False, str(exc)
         log.error("reconcile failed; retried next interval", source=name, error=str(exc))
+    report.qido_requests = inventory.requests
     log.info("reconcile", **vars(report))
     return report
 
 
-def _gone(ctx: SyncContext, study_uid: str, remembered: Sequence[SyncedKey]) -> list[SyncedKey]:
-    present = _present_instances(ctx, study_uid)
-    return [key for key in remembered if key.sop_instance_uid not in present]
-
-
-def _present_instances(ctx: SyncContext, study_uid: str) -> set[str]:
-    """SOP Instance UIDs of the study the server holds now (QIDO-RS); an empty set when none.
-    Transient trouble is retried and then raised: it must never read as "deleted"."""
-    check = _deletion_check(ctx)
-    return ctx.retry(lambda: check.present_instances(study_uid))
-
-
-def _delete_entry(key: SyncedKey, partition: str | None) -> ChangeEntry:
-    return ChangeEntry(
-        sequence=RECONCILE_SEQUENCE,
-        action=ChangeAction.DELETE,
-        study_uid=key.study_uid,
-        series_uid=key.series_uid,
-        sop_instance_uid=key.sop_instance_uid,
-        partition=partition,
-    )
+def _gone(ctx: SyncContext, inventory: Inventory, ref: StudyRef, remembered: Sequence[SyncedKey]) -> list[ChangeEntry]:
+    """`delete` entries for the remembered instances the server does not list now. Transient trouble
+    is retried and then raised: it must never read as "deleted"."""
+    present = ctx.retry(lambda: inventory.sop_instance_uids(ref))
+    return [
+        deletion(ref, key.series_uid, key.sop_instance_uid) for key in remembered if key.sop_instance_uid not in present
+    ]
 
 
 def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], report: ReconcileReport) -> None:
-    """Write the deletions; forget what reached FHIR, record what failed for good."""
-    result = sync_entries(ctx, entries)
+    """Write the deletions; forget what reached FHIR (what failed for good is recorded)."""
+    result = write_reconciled(ctx, entries)
     failed = {failure.entry.sop_instance_uid for failure in result.failures}
     by_study: dict[str, list[str]] = {}
     for entry in entries:
@@ -220,10 +208,12 @@ def _apply(ctx: SyncContext, index: SyncedIndex, entries: list[ChangeEntry], rep
         index.forget(ctx.source.name, study_uid, uids)
     report.instances_deleted += sum(len(u) for u in by_study.values())
     report.failures += len(result.failures)
+
+
+def write_reconciled(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult:
+    """Entries made by reconciliation (this deletion pass, `dicomcast reconcile`) through the sync's
+    write path; permanent failures recorded as the sync records them, the checkpoint left alone."""
+    result = sync_entries(ctx, entries)
     if result.failures:
-        record_failures(ctx, result.failures)
-
-
-def record_failures(ctx: SyncContext, failures: Sequence[EntryFailure]) -> None:
-    """Record permanent failures without moving the source's checkpoint."""
-    ctx.store.record_failures(ctx.source.name, failures)
+        ctx.store.record_failures(ctx.source.name, result.failures)
+    return result

@@ -82,10 +82,25 @@ def _instance(study: str, series: str | None, sop: str, **more: Any) -> dict[str
     return item
 
 
+def test_sop_instance_uids_are_paged_and_count_any_item_that_names_one() -> None:
+    listed = [_instance("1.2", "1.2.1", f"1.2.1.{n}") for n in range(250)]
+    listed += [
+        _instance("1.2", None, "1.2.9.1"),  # no series UID: still present (never a guessed deletion)
+        _instance("7.7", "7.7.1", "7.7.1.1"),  # another study's instance: not this study's
+        {"00080018": {"vr": "UI", "Value": [42]}},  # unreadable: ignored, not an error
+    ]
+    source = FakeSource({"None:/studies/1.2/instances": listed})
+    uids = Inventory(source).sop_instance_uids(StudyRef("", "1.2"))
+    assert uids == {f"1.2.1.{n}" for n in range(250)} | {"1.2.9.1"}
+    assert [c[1]["offset"] for c in source.calls] == ["0", "200"]
+    assert "includefield" not in source.calls[0][1]  # the deletion pass needs the UIDs only
+
+
 def test_a_study_the_server_no_longer_has_lists_no_instance() -> None:
     source = FakeSource({"None:/studies/1.2/instances": None})  # an explicit 404
     inventory = Inventory(source)
-    assert inventory.instances(StudyRef("", "1.2")) == [] and inventory.requests == 1
+    assert inventory.sop_instance_uids(StudyRef("", "1.2")) == set()
+    assert inventory.instances(StudyRef("", "1.2")) == [] and inventory.requests == 2
 
 
 def test_instances_read_their_elements_as_the_mapping_does() -> None:
