@@ -26,10 +26,10 @@ from dicomcast.logs import configure_from_environment
 )
 @click.version_option(package_name="dicomcast")
 @click.pass_context
-def main(ctx: click.Context, config_file: Path | None) -> None:
+def main(invocation: click.Context, config_file: Path | None) -> None:
     """Keeps a FHIR server in step with a DICOM server's change feed."""
     configure_from_environment()  # the settings may not load: their error is logged in this format
-    ctx.ensure_object(dict)["config_file"] = config_file
+    invocation.ensure_object(dict)["config_file"] = config_file
 
 
 for _command in (run, migrate, config_command, checkpoint, map_command, failures, check, status, reconcile):

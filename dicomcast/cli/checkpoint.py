@@ -24,10 +24,10 @@ def checkpoint() -> None:
 @checkpoint.command("show")
 @click.pass_context
 @operator_errors
-def checkpoint_show(ctx: click.Context) -> None:
+def checkpoint_show(invocation: click.Context) -> None:
     from dicomcast.worker.build import open_store
 
-    for row in open_store(settings_of(ctx).settings).checkpoints():
+    for row in open_store(settings_of(invocation).settings).checkpoints():
         click.echo(f"{redact_text(row.source)}\t{row.cursor}\t{row.updated_at.isoformat()}")  # old rows too
 
 
@@ -36,13 +36,13 @@ def checkpoint_show(ctx: click.Context) -> None:
 @click.argument("cursor")
 @click.pass_context
 @operator_errors
-def checkpoint_set(ctx: click.Context, source: str, cursor: str) -> None:
+def checkpoint_set(invocation: click.Context, source: str, cursor: str) -> None:
     """Move SOURCE's cursor to CURSOR (`0` or `none` replays from the start; `latest` jumps to the
     feed's current end, skipping everything in it)."""
     from dicomcast.cli.checkpoint_cursor import latest_cursor_of
     from dicomcast.worker.build import open_store
 
-    settings = settings_of(ctx).settings
+    settings = settings_of(invocation).settings
     store = open_store(settings)
     if source.startswith(RECONCILED_PREFIX):
         _set_reconciled(store, source.removeprefix(RECONCILED_PREFIX), cursor)
@@ -72,13 +72,13 @@ def _set_reconciled(store: Store, source: str, when: str) -> None:
 @click.argument("source", required=False)
 @click.pass_context
 @operator_errors
-def checkpoint_import_dicomcast(ctx: click.Context, source: str | None) -> None:
+def checkpoint_import_dicomcast(invocation: click.Context, source: str | None) -> None:
     """Set SOURCE's cursor from DICOM Cast's SyncedSequence in its Table Storage (TableStore:*
     settings; read only). SOURCE defaults to the single configured source."""
     from dicomcast.cli.checkpoint_cursor import import_dicomcast
     from dicomcast.worker.build import open_store
 
-    settings = settings_of(ctx).settings
+    settings = settings_of(invocation).settings
     store = open_store(settings)
     name, cursor, sequence = import_dicomcast(settings, source)
     before = store.read_checkpoint(name)

@@ -66,16 +66,16 @@ def operator_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def config_file_of(ctx: click.Context) -> Path | None:
+def config_file_of(invocation: click.Context) -> Path | None:
     """The --config file given to the `dicomcast` group, if any."""
-    obj = ctx.find_root().obj or {}
+    obj = invocation.find_root().obj or {}
     config_file: Path | None = obj.get("config_file")
     return config_file
 
 
-def settings_of(ctx: click.Context) -> LoadedSettings:
+def settings_of(invocation: click.Context) -> LoadedSettings:
     """The settings, loaded once per command; logging configured from them."""
-    obj: dict[str, Any] = ctx.find_root().ensure_object(dict)
+    obj: dict[str, Any] = invocation.find_root().ensure_object(dict)
     if "loaded" not in obj:
         obj["loaded"] = load_settings(config_file=obj.get("config_file"))
         logging_settings = obj["loaded"].settings.logging

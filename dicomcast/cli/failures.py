@@ -32,10 +32,14 @@ def failures() -> None:
 @click.pass_context
 @operator_errors
 def list_failures(
-    ctx: click.Context, source: str | None, failure_class: str | None, study_uid: str | None, include_resolved: bool
+    invocation: click.Context,
+    source: str | None,
+    failure_class: str | None,
+    study_uid: str | None,
+    include_resolved: bool,
 ) -> None:
     """One line per failure: id, source, class, sequence, action, study, instance, attempts, state."""
-    rows = _store(ctx).failures(
+    rows = _store(invocation).failures(
         source=source, failure_class=failure_class, study_uid=study_uid, include_resolved=include_resolved
     )
     for row in rows:
@@ -51,9 +55,9 @@ def list_failures(
 @click.argument("failure_id", type=int)
 @click.pass_context
 @operator_errors
-def show_failure(ctx: click.Context, failure_id: int) -> None:
+def show_failure(invocation: click.Context, failure_id: int) -> None:
     """Every field of one failure."""
-    row = _one(_store(ctx), failure_id)
+    row = _one(_store(invocation), failure_id)
     for name in (
         "id",
         "source",
@@ -77,9 +81,9 @@ def show_failure(ctx: click.Context, failure_id: int) -> None:
 @click.argument("failure_id", type=int)
 @click.pass_context
 @operator_errors
-def resolve_failure(ctx: click.Context, failure_id: int) -> None:
+def resolve_failure(invocation: click.Context, failure_id: int) -> None:
     """Mark a failure resolved without replaying it (fixed by other means, or not to be synced)."""
-    store = _store(ctx)
+    store = _store(invocation)
     _one(store, failure_id)
     store.resolve_failure(failure_id)
     log.warning("failure resolved by operator", failure_id=failure_id)
@@ -92,14 +96,14 @@ def resolve_failure(ctx: click.Context, failure_id: int) -> None:
 @click.option("--source", help="With --all: only this source.")
 @click.pass_context
 @operator_errors
-def retry_failures(ctx: click.Context, failure_id: int | None, retry_all: bool, source: str | None) -> None:
+def retry_failures(invocation: click.Context, failure_id: int | None, retry_all: bool, source: str | None) -> None:
     """Re-read the instance from the DICOM server and sync it again; resolved when it lands."""
     from dicomcast.worker.build import build
     from dicomcast.worker.replay import replay_failure
 
     if (failure_id is None) == (not retry_all):
         raise click.UsageError("give one failure ID or --all")
-    parts = build(settings_of(ctx).settings)
+    parts = build(settings_of(invocation).settings)
     try:
         rows = parts.store.failures(source=source) if retry_all else [_one(parts.store, failure_id or 0)]
         contexts = {c.source.name: c for c in parts.contexts}
@@ -139,10 +143,10 @@ def _echo(replayed: Replayed) -> None:
             click.echo(f"{row_id}: synced, resolved")
 
 
-def _store(ctx: click.Context) -> Store:
+def _store(invocation: click.Context) -> Store:
     from dicomcast.worker.build import open_store
 
-    return open_store(settings_of(ctx).settings)
+    return open_store(settings_of(invocation).settings)
 
 
 def _one(store: Store, failure_id: int) -> Failure:

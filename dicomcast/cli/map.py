@@ -16,7 +16,7 @@ from dicomcast.errors import ExitCode
 @click.option("--r5", is_flag=True, help="Write FHIR R5 instead of R4.")
 @click.pass_context
 @operator_errors
-def map_command(ctx: click.Context, files: tuple[Path, ...], r5: bool) -> None:
+def map_command(invocation: click.Context, files: tuple[Path, ...], r5: bool) -> None:
     """Print the FHIR resources dicomcast would write for DICOM files (Part 10 or DICOM JSON).
 
     No server is needed. Warnings and entries that would fail go to stderr (exit 65 if any fail)."""
@@ -24,7 +24,7 @@ def map_command(ctx: click.Context, files: tuple[Path, ...], r5: bool) -> None:
     from dicomcast.mapcmd import map_paths_with_issues
     from dicomcast.worker.build import mapping_options
 
-    loaded = settings_of(ctx).settings
+    loaded = settings_of(invocation).settings
     options = mapping_options(loaded, FhirVersion.R5 if r5 else FhirVersion.R4)
     endpoint = (loaded.dicom_web.endpoint or "").rstrip("/")
     result = map_paths_with_issues(list(files), options, *([endpoint] if endpoint else []))

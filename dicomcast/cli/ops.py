@@ -15,7 +15,7 @@ from dicomcast.urls import redact_text
 
 @click.command()
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(invocation: click.Context) -> None:
     """Check every dependency, one line each; exit 0 only if all pass.
 
     Exit codes: 78 settings invalid, 77 a credential refused, 69 a server or the store unreachable
@@ -23,7 +23,7 @@ def check(ctx: click.Context) -> None:
     """
     from dicomcast.checks import Status, exit_code, run_checks
 
-    lines = run_checks(config_file=config_file_of(ctx))
+    lines = run_checks(config_file=config_file_of(invocation))
     for line in lines:
         click.echo(line.render())
     failures = sum(1 for line in lines if line.status is Status.FAIL)
@@ -34,7 +34,7 @@ def check(ctx: click.Context) -> None:
 @click.command()
 @click.option("--compact", is_flag=True, help="One line of JSON instead of indented.")
 @click.pass_context
-def status(ctx: click.Context, compact: bool) -> None:
+def status(invocation: click.Context, compact: bool) -> None:
     """Checkpoints, lease holders and open failures per class, as JSON, read from the store.
 
     Works while the worker runs elsewhere; never creates or migrates the store.
@@ -43,7 +43,7 @@ def status(ctx: click.Context, compact: bool) -> None:
     from dicomcast.store.db import store_label
 
     try:
-        settings = load_settings(config_file=config_file_of(ctx)).settings
+        settings = load_settings(config_file=config_file_of(invocation)).settings
         connection_string = settings.store.connection_string
         store = Store.open_existing(connection_string)
         try:

@@ -25,7 +25,7 @@ from dicomcast.errors import ConfigError, ExitCode
 @click.option("--full", is_flag=True, help="Map every study's metadata (finds any content drift; slower).")
 @click.pass_context
 def reconcile(
-    ctx: click.Context,
+    invocation: click.Context,
     dry_run: bool,
     source_name: str | None,
     study_uid: str | None,
@@ -34,7 +34,7 @@ def reconcile(
     full: bool,
 ) -> None:
     """Make FHIR match the DICOM server(s): missing, gone, drifted and duplicated ImagingStudies."""
-    operator_errors(_reconcile)(ctx, dry_run, source_name, study_uid, _day(since), _day(until), full)
+    operator_errors(_reconcile)(invocation, dry_run, source_name, study_uid, _day(since), _day(until), full)
 
 
 def _day(value: object) -> date | None:
@@ -42,7 +42,7 @@ def _day(value: object) -> date | None:
 
 
 def _reconcile(
-    ctx: click.Context,
+    invocation: click.Context,
     dry_run: bool,
     source_name: str | None,
     study_uid: str | None,
@@ -55,7 +55,7 @@ def _reconcile(
     from dicomcast.worker.build import build
     from dicomcast.worker.runner import install_signal_handlers
 
-    settings = settings_of(ctx).settings
+    settings = settings_of(invocation).settings
     stop_event = threading.Event()
     install_signal_handlers(stop_event)
     parts = build(settings, stop_event)

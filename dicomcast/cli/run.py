@@ -15,7 +15,7 @@ from dicomcast.errors import ExitCode
 @click.option("--once", is_flag=True, help="Sync until caught up, then exit 0.")
 @click.pass_context
 @operator_errors
-def run(ctx: click.Context, once: bool) -> None:
+def run(invocation: click.Context, once: bool) -> None:
     """Sync continuously (or --once).
 
     `run` waits for unreachable or refusing dependencies (worker/availability.py) and exits only on
@@ -25,7 +25,7 @@ def run(ctx: click.Context, once: bool) -> None:
     from dicomcast.worker import hooks
     from dicomcast.worker.runner import install_signal_handlers
 
-    settings = settings_of(ctx).settings
+    settings = settings_of(invocation).settings
     if telemetry.configure(settings.application_insights):
         log.info("telemetry to Azure Monitor (Application Insights)")
     hooks.reached("run-start")
@@ -85,12 +85,12 @@ def _run_continuously(settings: Settings, stop_event: threading.Event) -> None:
 @click.command()
 @click.pass_context
 @operator_errors
-def migrate(ctx: click.Context) -> None:
+def migrate(invocation: click.Context) -> None:
     """Create or upgrade the store's schema (Store:ConnectionString)."""
     from dicomcast.store import make_engine
     from dicomcast.store import migrate as upgrade
 
-    settings = settings_of(ctx).settings
+    settings = settings_of(invocation).settings
     upgrade(make_engine(settings.store.connection_string))
     click.echo("store migrated to the newest schema")
 
@@ -98,9 +98,9 @@ def migrate(ctx: click.Context) -> None:
 @click.command("config")
 @click.pass_context
 @operator_errors
-def config_command(ctx: click.Context) -> None:
+def config_command(invocation: click.Context) -> None:
     """Print the effective settings and where each came from (secrets as ***)."""
     from dicomcast.config.report import render_config
 
-    for line in render_config(load_settings(config_file=config_file_of(ctx))):
+    for line in render_config(load_settings(config_file=config_file_of(invocation))):
         click.echo(line)
