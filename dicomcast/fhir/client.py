@@ -120,12 +120,13 @@ class FhirClient:
         return rebased
 
     def search_by_identifiers(self, resource_type: str, tokens: Iterable[str]) -> list[Resource]:
-        """Resources whose identifier matches any of `tokens` (`system|value`), in few requests."""
+        """Resources whose identifier matches any of `tokens` (`system|value`, escaped by
+        `mapping.ids.identifier_token`), in few requests."""
         unique = sorted(set(tokens))
         found: list[Resource] = []
         for start in range(0, len(unique), MAX_SEARCH_VALUES):
             chunk = unique[start : start + MAX_SEARCH_VALUES]
-            found.extend(self.search(resource_type, {"identifier": ",".join(_escape(t) for t in chunk)}))
+            found.extend(self.search(resource_type, {"identifier": ",".join(chunk)}))
         return found
 
     def read(self, resource_type: str, resource_id: str) -> Resource | None:
@@ -173,11 +174,6 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return str(link["url"])
     return None
-
-
-def _escape(token: str) -> str:
-    """Search parameter escaping: `,` and `$` in values would split or join tokens."""
-    return token.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$")
 
 
 def _etag(value: str | None) -> str | None:

@@ -33,7 +33,17 @@ def study_identifier(study_uid: str) -> dict[str, str]:
 
 def study_token(study_uid: str) -> str:
     """The `identifier` search token that finds the study's ImagingStudy."""
-    return f"{DICOM_UID}|urn:oid:{study_uid}"
+    return identifier_token(DICOM_UID, f"urn:oid:{study_uid}")
+
+
+def identifier_token(system: str | None, value: str) -> str:
+    """A token search value `system|value` (`|value`: no system), each part escaped as FHIR search
+    requires (`\\`, `|`, `,`, `$`), so a PatientID holding `|` or `,` is searched as itself."""
+    return f"{_token_escape(system or '')}|{_token_escape(value)}"
+
+
+def _token_escape(part: str) -> str:
+    return part.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
 
 
 def study_uid_of(resource: dict[str, Any]) -> str | None:

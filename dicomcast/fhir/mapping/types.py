@@ -14,6 +14,7 @@ from typing import Any
 
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.failures import EntryFailure, FailureClass
+from dicomcast.fhir.mapping.ids import identifier_token
 
 __all__ = ["EntryFailure", "FailureClass"]  # re-exported: the mapping's failures are DICOM ones
 
@@ -64,7 +65,7 @@ class PatientKey:
     value: str
 
     def search_token(self) -> str:
-        return f"{self.system}|{self.value}" if self.system else f"|{self.value}"
+        return identifier_token(self.system, self.value)
 
 
 @dataclass(frozen=True)
