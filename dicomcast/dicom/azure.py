@@ -40,7 +40,8 @@ from dicomcast.dicom.azure_entries import (
     ticks_of,
     unreadable_entry,
 )
-from dicomcast.dicom.azure_http import parse_service_root, private_root
+from dicomcast.dicom.azure_handover import AzureCarryOver
+from dicomcast.dicom.azure_http import V1_MAX_LIMIT, V2_MAX_LIMIT, parse_service_root, private_root
 from dicomcast.dicom.models import (
     UNKNOWN_SEQUENCE,
     ChangeAction,
@@ -66,8 +67,6 @@ from dicomcast.errors import (
 from dicomcast.http import GONE_STATUS, Upstream, json_body, send
 from dicomcast.urls import redact_url
 
-V1_MAX_LIMIT = 100
-V2_MAX_LIMIT = 200
 DEFAULT_SAFETY_LAG = timedelta(seconds=5)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _V2_START = "0001-01-01T00:00:00Z"
@@ -215,8 +214,6 @@ class AzureChangeFeedSource(ChangeSource):
         return None  # the feed reports deletions (action `delete`)
 
     def carry_over(self) -> CheckpointCarryOver:
-        from dicomcast.dicom.azure_handover import AzureCarryOver  # which imports this module
-
         return AzureCarryOver(self)
 
     def feed_json(self, version: int, path: str, params: dict[str, str]) -> Any:

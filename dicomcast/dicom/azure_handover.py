@@ -15,11 +15,11 @@ rare: only rows committed out of timestamp order).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from dicomcast.dicom.azure import V1_MAX_LIMIT, V2_MAX_LIMIT, AzureChangeFeedSource
 from dicomcast.dicom.azure_cursor import TimeCursor, parse_sequence_cursor
 from dicomcast.dicom.azure_entries import EntryFormatError, FeedKey, lower_keys, parse_sequence, parse_ticks
+from dicomcast.dicom.azure_http import V1_MAX_LIMIT, V2_MAX_LIMIT, ServiceRoot
 from dicomcast.errors import PermanentUpstreamError, TransientUpstreamError
 from dicomcast.urls import redact_url
 
@@ -28,10 +28,19 @@ MAX_V1_PAGES_BACK = 200  # how far (x 100 sequences) to look back for an entry a
 _TICKS_PER_SECOND = 10_000_000
 
 
+class ServiceFeeds(Protocol):
+    """The Azure source as the hand-over reads it (AzureChangeFeedSource, which builds the carry-over)."""
+
+    version: int
+    public: ServiceRoot
+
+    def feed_json(self, version: int, path: str, params: dict[str, str]) -> Any: ...
+
+
 class AzureCarryOver:
     """`CheckpointCarryOver` of an Azure source: a v2 source continues the same service's v1 checkpoint."""
 
-    def __init__(self, source: AzureChangeFeedSource) -> None:
+    def __init__(self, source: ServiceFeeds) -> None:
         self.source = source
         v1_url = redact_url(source.public.with_version(1).url)
         self.predecessor = f"azure:{v1_url}" if source.version != 1 else None  # as the v1 source names itself
@@ -43,7 +52,7 @@ class AzureCarryOver:
         return cursor_after_sequence(self.source, sequence)
 
 
-def cursor_after_sequence(source: AzureChangeFeedSource, sequence: int) -> str | None:
+def cursor_after_sequence(source: ServiceFeeds, sequence: int) -> str | None:
     """The source's cursor that means "every entry up to v1 sequence `sequence` is handled";
     None is the start of the feed."""
     if sequence <= 0:
@@ -54,14 +63,14 @@ def cursor_after_sequence(source: AzureChangeFeedSource, sequence: int) -> str |
     return None if anchor is None else str(_v2_cursor(source, sequence, anchor))
 
 
-def latest_cursor(source: AzureChangeFeedSource) -> str | None:
+def latest_cursor(source: ServiceFeeds) -> str | None:
     """The cursor at the feed's current end (every entry there now counts as handled)."""
     body = source.feed_json(1, "/changefeed/latest", {})
     sequence = _key(body).sequence if isinstance(body, dict) else 0
     return cursor_after_sequence(source, sequence)
 
 
-def _last_key_at_or_before(source: AzureChangeFeedSource, sequence: int) -> FeedKey | None:
+def _last_key_at_or_before(source: ServiceFeeds, sequence: int) -> FeedKey | None:
     """Through v1 (`offset` is exclusive, `limit` caps the sequence): sequences have gaps."""
     high = sequence
     for _ in range(MAX_V1_PAGES_BACK):
@@ -83,7 +92,7 @@ def _last_key_at_or_before(source: AzureChangeFeedSource, sequence: int) -> Feed
     )
 
 
-def _v2_cursor(source: AzureChangeFeedSource, sequence: int, anchor: FeedKey) -> TimeCursor:
+def _v2_cursor(source: ServiceFeeds, sequence: int, anchor: FeedKey) -> TimeCursor:
     start = FeedKey(anchor.ticks - int(COMMIT_MARGIN.total_seconds() * _TICKS_PER_SECOND), 0)
     done: list[FeedKey] = []  # the rows of the window handled already, in v2 order
     offset = 0
@@ -106,7 +115,7 @@ def _after(done: list[FeedKey]) -> TimeCursor:
     return TimeCursor(last, sum(1 for key in done if key.ticks == last.ticks))
 
 
-def _rows(source: AzureChangeFeedSource, version: int, params: dict[str, str]) -> list[Any]:
+def _rows(source: ServiceFeeds, version: int, params: dict[str, str]) -> list[Any]:
     body = source.feed_json(version, "/changefeed", params)
     if body is None:
         return []

@@ -11,6 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dicomcast.errors import ConfigError
 
+V1_MAX_LIMIT = 100  # the most entries one change-feed request returns, by API version
+V2_MAX_LIMIT = 200
+
 SERVICE = "DICOMweb"
 SUPPORTED_VERSIONS = ("v1", "v2")
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:\.\d+)?(?:-[a-z]+)?$", re.IGNORECASE)
