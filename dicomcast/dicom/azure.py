@@ -213,6 +213,9 @@ class AzureChangeFeedSource(ChangeSource):
     def deletion_check(self) -> None:
         return None  # the feed reports deletions (action `delete`)
 
+    def dicomweb(self) -> AzureChangeFeedSource:
+        return self  # the service's DICOMweb API, partitions included
+
     def carry_over(self) -> CheckpointCarryOver:
         return AzureCarryOver(self)
 

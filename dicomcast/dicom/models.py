@@ -226,6 +226,10 @@ class ChangeSource(Protocol):
         """None when the feed reports every deletion itself; else what reconciliation asks (Orthanc)."""
         ...
 
+    def dicomweb(self) -> DicomWebSource | None:
+        """The DICOMweb (QIDO-RS, WADO-RS) reads `dicomcast reconcile` makes; None when it has none."""
+        ...
+
     def carry_over(self) -> CheckpointCarryOver | None:
         """None when a source without a checkpoint starts at its feed's start; else how it can
         continue a checkpoint kept elsewhere (Azure: its v1 feed's, DICOM Cast's)."""

@@ -173,6 +173,9 @@ class OrthancSource:
     def deletion_check(self) -> OrthancSource:
         return self  # /changes erases the changes of deleted resources: the worker's deletion pass finds them
 
+    def dicomweb(self) -> OrthancSource:
+        return self  # Orthanc's DICOMweb plugin
+
     def carry_over(self) -> None:
         return None  # no other checkpoint of an Orthanc feed exists to carry over
 

@@ -98,16 +98,16 @@ class _RequestCounter:
 
 
 def reconcile_source(ctx: SyncContext, options: RunOptions, stream: TextIO | None = None) -> SourceReport:
-    source = ctx.source
-    if not hasattr(source, "dicomweb_json"):
-        raise ConfigError([f"{source.name}: this kind of source cannot be reconciled"])
-    run = _Run(ctx, options, Inventory(source), stream)  # type: ignore[arg-type]
-    return run.execute()
+    dicomweb = ctx.source.dicomweb()
+    if dicomweb is None:
+        raise ConfigError([f"{ctx.source.name}: this kind of source cannot be reconciled"])
+    return _Run(ctx, options, dicomweb, stream).execute()
 
 
 class _Run:
-    def __init__(self, ctx: SyncContext, options: RunOptions, inventory: Inventory, stream: TextIO | None) -> None:
-        self.ctx, self.options, self.inventory, self.stream = ctx, options, inventory, stream
+    def __init__(self, ctx: SyncContext, options: RunOptions, dicomweb: DicomWebSource, stream: TextIO | None) -> None:
+        self.ctx, self.options, self.stream = ctx, options, stream
+        self.dicomweb, self.inventory = dicomweb, Inventory(dicomweb)
         self.report = SourceReport(ctx.source.name)
         self.state = (
             None
@@ -233,7 +233,7 @@ class _Run:
     def _fhir_studies(self) -> list[StudyRef]:
         """ImagingStudies FHIR holds for this source (by meta.source), within the run's filters."""
         filters, found = self.options.filters, set()
-        source: DicomWebSource = self.ctx.source  # type: ignore[assignment]
+        source = self.dicomweb
         for partition in self._retry(source.partitions_in_use):
             address = source.endpoint_address(partition)
             params = {"_source": ",".join([address, *legacy.dicom_cast_addresses(address)])}

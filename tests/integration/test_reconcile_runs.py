@@ -51,6 +51,9 @@ def _reconcile(env: dict[str, str], options: RunOptions, stop_after_studies: int
                         event.set()
                 return inner.dicomweb_json(path, params, partition)  # type: ignore[attr-defined]
 
+            def dicomweb(self) -> Any:
+                return self  # reconcile reads DICOMweb through this wrapper
+
             def __getattr__(self, name: str) -> Any:
                 return getattr(inner, name)
 

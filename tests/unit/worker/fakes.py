@@ -71,6 +71,9 @@ class FakeSource:
     def carry_over(self) -> None:
         return None
 
+    def dicomweb(self) -> None:
+        return None
+
     def close(self) -> None:
         pass
 
