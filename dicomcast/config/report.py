@@ -1,7 +1,7 @@
 """`dicomcast config`: every effective setting, its value and where it came from.
 
 Passwords, client secrets and the store's connection string are shown as `***`; user info in
-URLs is masked too. Unknown and ignored names (never values) from the loader follow as warnings.
+URLs and secret-looking query values (SAS `sig`, `code`, `token`, ...) are masked too. Unknown and ignored names (never values) from the loader follow as warnings.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 
 from dicomcast.config import keys
 from dicomcast.config.loader import LoadedSettings
+from dicomcast.urls import redact_url
 
 MASK = "***"
 NOT_SET = "(not set)"
@@ -73,7 +74,7 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(_text(v) for v in value) if value else "(empty)"
     if isinstance(value, str):
-        return _mask_userinfo(value) if value else '""'
+        return _mask_url(value) if value else '""'
     return str(value)
 
 
@@ -88,9 +89,13 @@ def _timespan(value: timedelta) -> str:
     return f"{days}.{text}" if days else text
 
 
-def _mask_userinfo(value: str) -> str:
-    """`https://user:pw@host/x` -> `https://***@host/x`; other strings unchanged."""
+def _mask_url(value: str) -> str:
+    """`https://user:pw@host/x?sig=s` -> `https://***@host/x?sig=***` (user info and secret-looking
+    query values, as `urls.redact_url` decides); other strings unchanged."""
     parts = urlsplit(value)
-    if parts.scheme and "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc=f"{MASK}@{parts.netloc.rpartition('@')[2]}"))
-    return value
+    if not parts.scheme or not parts.netloc:
+        return value
+    shown = urlsplit(redact_url(value))
+    if "@" in parts.netloc:
+        shown = shown._replace(netloc=f"{MASK}@{shown.netloc}")
+    return urlunsplit(shown)

@@ -83,3 +83,15 @@ def test_warnings_name_ignored_and_unknown_secrets() -> None:
         "warning: DICOM Cast settings without meaning in dicomcast, ignored: Logging:LogLevel:Microsoft "
         "(Key Vault secret Logging--LogLevel--Microsoft): .NET per-category log level"
     )
+
+
+def test_secret_query_values_and_user_info_in_urls_are_masked() -> None:
+    environ = {
+        "DicomWeb__Endpoint": "https://dicom.example/v2?sig=sas-signature&sv=2024",
+        "Fhir__Endpoint": "https://user:pw@fhir.example/fhir?code=oauth-code",
+    }
+    rendered = "\n".join(render_config(load_settings(environ=environ, config_file=None)))
+    for secret in ("sas-signature", "oauth-code", "user:pw"):
+        assert secret not in rendered
+    assert "https://dicom.example/v2?sig=***&sv=2024  [env DicomWeb__Endpoint]" in rendered
+    assert "https://***@fhir.example/fhir?code=***  [env Fhir__Endpoint]" in rendered
