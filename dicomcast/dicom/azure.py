@@ -242,6 +242,7 @@ class AzureChangeFeedSource(ChangeSource):
         # Read `latest` first: a range found empty *after* it was known is a real gap, not a race.
         latest = self.latest().sequence or 0
         rows, limit = self._rows({"offset": str(offset)}, self.limit, single_sequence=offset + 1)
+        rows = [_Misplaced(row) if _outside(row, offset, limit) else row for row in rows]
         parsed, unreadable = self._parse_rows(rows)
         if rows:
             last = max(offset + 1, *(_raw_sequence(row) for row in rows))
@@ -321,7 +322,7 @@ class AzureChangeFeedSource(ChangeSource):
 
     def _parse_one(self, row: Any) -> FeedEntry | UnreadableEntry | None:
         """A parsed row, or what is known of an unreadable one (None when told to ignore those)."""
-        if isinstance(row, _Undecodable):
+        if isinstance(row, _Undecodable | _Misplaced):
             failed = row.unreadable()
         else:
             try:
@@ -429,6 +430,29 @@ class _Undecodable:
         return UnreadableEntry(self.sequence or UNKNOWN_SEQUENCE, reason)
 
 
+@dataclass(frozen=True)
+class _Misplaced:
+    """A v1 row whose sequence lies outside the range asked for, (offset, offset + limit]. The service
+    never sends one; trusting its sequence could move the cursor past entries never read, so it
+    is an unreadable entry that cannot move the cursor (its UIDs are recorded for a replay)."""
+
+    row: Any
+
+    def unreadable(self) -> UnreadableEntry:
+        failed = unreadable_entry(self.row, "the change-feed entry's sequence is outside the range asked for")
+        return dataclasses.replace(failed, sequence=UNKNOWN_SEQUENCE)
+
+
+def _outside(row: Any, offset: int, limit: int) -> bool:
+    if isinstance(row, _Undecodable):
+        return False
+    try:
+        sequence = parse_sequence(row)
+    except EntryFormatError:
+        return False  # reported as unreadable when parsed
+    return not offset < sequence <= offset + limit
+
+
 def _unreadable_of(entry: ChangeEntry, reason: str) -> UnreadableEntry:
     return UnreadableEntry(
         entry.sequence,
@@ -457,6 +481,8 @@ def _raw_key(row: Any) -> FeedKey | None:
 
 
 def _raw_sequence(row: Any) -> int:
+    if isinstance(row, _Misplaced):
+        return 0  # its sequence is not believed
     if isinstance(row, _Undecodable):
         if row.sequence is not None:
             return row.sequence

@@ -104,6 +104,7 @@ HOSTILE: dict[str, tuple[Form, bool]] = {  # kind -> (form, whether the entry's 
     "sequence a string": (lambda e: {**e, "sequence": "seven"}, False),
     "sequence 2^63": (lambda e: {**e, "sequence": 2**63}, False),
     "sequence 10^40": (lambda e: {**e, "sequence": 10**40}, False),
+    "sequence far ahead 10^15": (lambda e: {**e, "sequence": 10**15}, False),  # 64-bit, outside v1's range
 }
 BOTH_VERSIONS = {"impossible timestamp 2024-02-30", "JSON nested 1,200 levels", "missing sequence", "sequence 2^63"}
 

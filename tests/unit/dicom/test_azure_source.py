@@ -366,6 +366,17 @@ def test_an_unreadable_sequence_is_reported_and_never_moves_the_cursor(kind: str
     assert page.next_cursor.split("@")[0] == "3"
 
 
+@pytest.mark.parametrize("claimed", [101, 10**15, 2**63 - 1])
+def test_a_v1_sequence_outside_the_range_asked_for_never_moves_the_cursor(claimed: int) -> None:
+    service = FakeService([row(n) for n in range(1, 6)])
+    service.served_as[3] = lambda r: {**r, "sequence": claimed}  # asked for (0, 100]
+    page = source(service).read_page(None)
+    assert [e.sequence for e in page.entries] == [1, 2, 4, 5]
+    assert [(u.sequence, u.sop_instance_uid) for u in page.unreadable] == [(-1, "1.2.3.3")]
+    assert "outside the range" in page.unreadable[0].reason
+    assert page.next_cursor == "5" and page.caught_up
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_entry_nested_too_deeply_is_isolated_and_the_others_are_read(version: int) -> None:
     service = FakeService([row(n) for n in range(1, 11)])
