@@ -115,7 +115,10 @@ class StubHandler(BaseHTTPRequestHandler):
         if len(segments) == 2:  # a read
             found = self.server.memory.resources.get("/".join(segments))
             return self._send(200, found) if found else self._send(404, NOT_FOUND)
-        matches = self.server.memory.search(segments[0], search_tokens(parts.query)) if segments else []
+        return self._search(segments[0] if segments else "", parts.query)
+
+    def _search(self, resource_type: str, query: str) -> None:
+        matches = self.server.memory.search(resource_type, search_tokens(query)) if resource_type else []
         entries = [{"resource": r, "search": {"mode": "match"}} for r in matches]
         return self._send(200, {**EMPTY_SEARCH, "total": len(entries), "entry": entries})
 
@@ -125,6 +128,9 @@ class StubHandler(BaseHTTPRequestHandler):
         self._send(201, {"resourceType": "OperationOutcome", "issue": []}, version)
 
     def do_POST(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if path.endswith("/_search"):  # POST [type]/_search, a form body
+            return self._search(path.split("/")[-2], self._body().decode())
         bundle = json.loads(self._body() or b"{}")
         self._send(200, transaction_response(self.server.memory, bundle))
 

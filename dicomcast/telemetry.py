@@ -124,6 +124,13 @@ def span(name: str, **attributes: Attribute) -> Iterator[Callable[..., None]]:
         yield note
 
 
+def finished_span(name: str, started_ns: int, **attributes: Attribute) -> None:
+    """A span for work done since `started_ns` (time.time_ns()), whose results are known only now (a
+    study mapped in one thread and written in another, with others in the same transaction)."""
+    if _tracer is not None:
+        _tracer.start_span(name, start_time=started_ns, attributes=_named(attributes)).end()
+
+
 def _named(attributes: dict[str, Attribute]) -> dict[str, str | int | bool]:
     return {f"dicomcast.{key}": value for key, value in attributes.items() if value is not None}
 

@@ -154,6 +154,9 @@ class WorkerSettings(_Section):
     max_concurrent_studies: int = Field(8, alias="MaxConcurrentStudies", ge=1, le=64)
     # Feed pages joined into one batch: a study spanning pages is written once per batch.
     max_batch_entries: int = Field(1000, alias="MaxBatchEntries", ge=1, le=20000)
+    # Studies of a batch share FHIR transactions up to these sizes (Azure's limit: 500 entries).
+    max_bundle_entries: int = Field(500, alias="MaxBundleEntries", ge=2, le=10000)
+    max_bundle_bytes: int = Field(1_048_576, alias="MaxBundleBytes", ge=1024, le=100_000_000)
     http_port: int | None = Field(None, alias="HttpPort", ge=0, le=65535)
     http_host: str = Field("127.0.0.1", alias="HttpHost")
     lease_duration: Duration = Field(timedelta(seconds=60), alias="LeaseDuration")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ HINT = "Fhir:Authentication:*"
 UPSTREAM = Upstream(SERVICE, "Fhir:Endpoint", HINT)
 JSON = "application/fhir+json"
 log = get_logger("dicomcast.fhir")
-MAX_SEARCH_VALUES = 40  # OR-ed identifier values per search request (keeps URLs short)
+MAX_SEARCH_VALUES = 40  # OR-ed identifier values per GET search (keeps URLs short)
+MAX_POSTED_SEARCH_VALUES = 200  # per POST [type]/_search (FHIR search.html#Introduction), beyond that
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,23 @@ class WriteResult:
     status: str
     location: str | None
     version_id: str | None
+
+
+@dataclass(frozen=True)
+class EncodedEntries:
+    """Transaction entries serialized once: their size decides which bundle they join, and the
+    bytes are sent as they are (worker/bundles.py)."""
+
+    body: bytes  # the entries' JSON, comma-separated
+    count: int
+
+
+def encode_entries(entries: Sequence[dict[str, Any]]) -> EncodedEntries:
+    return EncodedEntries(b",".join(_dumps(e) for e in entries), len(entries))
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class FhirClient:
@@ -86,8 +105,12 @@ class FhirClient:
     def search(self, resource_type: str, params: dict[str, str]) -> list[Resource]:
         """All matches, following `next` links, which are first moved onto Fhir:Endpoint's origin:
         a server (or a proxy) naming another host or scheme never gets the token."""
+        return self._all_pages(
+            self._send("GET", f"/{resource_type}", params={**params, "_count": "200"}), resource_type
+        )
+
+    def _all_pages(self, response: httpx.Response, resource_type: str) -> list[Resource]:
         found: list[Resource] = []
-        response = self._send("GET", f"/{resource_type}", params={**params, "_count": "200"})
         while True:
             bundle = self._resource(response, "Bundle")
             found.extend(
@@ -123,10 +146,14 @@ class FhirClient:
         """Resources whose identifier matches any of `tokens` (`system|value`, escaped by
         `mapping.ids.identifier_token`), in few requests."""
         unique = sorted(set(tokens))
+        if len(unique) <= MAX_SEARCH_VALUES:
+            return self.search(resource_type, {"identifier": ",".join(unique)}) if unique else []
         found: list[Resource] = []
-        for start in range(0, len(unique), MAX_SEARCH_VALUES):
-            chunk = unique[start : start + MAX_SEARCH_VALUES]
-            found.extend(self.search(resource_type, {"identifier": ",".join(chunk)}))
+        for start in range(0, len(unique), MAX_POSTED_SEARCH_VALUES):  # a batch's lookups: a few POSTs
+            chunk = unique[start : start + MAX_POSTED_SEARCH_VALUES]
+            form = {"identifier": ",".join(chunk), "_count": str(2 * MAX_POSTED_SEARCH_VALUES)}
+            response = self._send("POST", f"/{resource_type}/_search", data=form)
+            found.extend(self._all_pages(response, resource_type))
         return found
 
     def read(self, resource_type: str, resource_id: str) -> Resource | None:
@@ -149,8 +176,12 @@ class FhirClient:
 
     def transaction(self, entries: Sequence[dict[str, Any]]) -> list[WriteResult]:
         """POST a transaction bundle; all or nothing on the server's side."""
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
-        response = self._send("POST", "", json=bundle, headers={"Content-Type": JSON})
+        return self.transaction_of([encode_entries(entries)])
+
+    def transaction_of(self, parts: Sequence[EncodedEntries]) -> list[WriteResult]:
+        """One transaction bundle holding every part's entries, in order (one WriteResult each)."""
+        body = b'{"resourceType":"Bundle","type":"transaction","entry":[' + b",".join(p.body for p in parts if p.count)
+        response = self._send("POST", "", content=body + b"]}", headers={"Content-Type": JSON})
         answer = self._resource(response, "Bundle")
         results = []
         for entry in _list(answer.get("entry")):
@@ -160,8 +191,9 @@ class FhirClient:
             results.append(
                 WriteResult(str(outcome.get("status", "")), outcome.get("location"), _etag(outcome.get("etag")))
             )
-        if len(results) != len(entries):
-            raise PermanentUpstreamError(SERVICE, f"transaction answered {len(results)} entries for {len(entries)}")
+        sent = sum(p.count for p in parts)
+        if len(results) != sent:
+            raise PermanentUpstreamError(SERVICE, f"transaction answered {len(results)} entries for {sent}")
         return results
 
 

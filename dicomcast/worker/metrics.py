@@ -29,6 +29,12 @@ PATIENT_WARNINGS = Counter(
     registry=REGISTRY,
 )
 STUDIES = Counter("dicomcast_study_writes_total", "FHIR transactions written per study", ["source"], registry=REGISTRY)
+BUNDLES = Counter(
+    "dicomcast_bundles_written_total",
+    "FHIR transactions written, each for one or several studies",
+    ["source"],
+    registry=REGISTRY,
+)
 FHIR_LATENCY = Histogram(
     "dicomcast_fhir_request_seconds", "FHIR request latency", ["method", "status"], registry=REGISTRY
 )

@@ -1,14 +1,14 @@
-"""Sync a batch of change entries (a feed page, a replayed failure, reconciled deletions): group by study, read what FHIR holds once, write studies concurrently.
+"""Sync a batch of change entries (a feed page, a replayed failure, reconciled deletions): group by study, read what FHIR holds once, write studies in shared transactions.
 
-Studies that share a Patient run one after another in a "lane" (so the Patient is written once,
-with the right version); lanes run in parallel, bounded by DicomCastWorker:MaxConcurrentStudies.
-Within a study, entries stay in feed order. The caller advances the checkpoint only when every
-study of the page is written or recorded as a permanent failure.
+Studies that share a Patient go one after another in a "lane" (so the Patient is written with the
+version the previous study left). The batch is written in rounds: round n holds the n-th study of
+every lane, so no two studies of a round touch the same Patient and they can share transactions
+(bundles.py); most batches are one round. Within a study, entries stay in feed order. The caller
+advances the checkpoint only when every study of the page is written or recorded as a permanent failure.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -16,17 +16,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry, by_study
 from dicomcast.failures import EntryFailure
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
-from dicomcast.logs import get_logger
-from dicomcast.worker import hooks, lookups, metrics
+from dicomcast.worker import lookups
+from dicomcast.worker.bundles import StudyJob, write_studies
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.study_write import StudyResult, StudyState, sync_study
+from dicomcast.worker.study_write import StudyResult, StudyState
 
-log = get_logger("dicomcast.worker")
 T = TypeVar("T")
 
 StudyKey = tuple[str | None, str]  # (partition, study uid)
@@ -51,19 +49,38 @@ def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult
     if not groups:
         return SyncResult()
     contexts = {partition: source_context(ctx, partition) for partition, _ in groups}
-    existing = ctx.retry(lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups}))
-    keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
-    all_keys = {k for ks in keys.values() for k in ks}
-    patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # both searches at once
+        studies = pool.submit(
+            copy_context().run, ctx.retry, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
+        )
+        keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
+        all_keys = {k for ks in keys.values() for k in ks}
+        patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
+        existing = studies.result()
     lanes = _lanes(groups, keys)
-    workers = max(1, min(ctx.tuning.max_concurrent_studies, len(lanes)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="study") as pool:
-        futures = [  # each lane in a copy of this context: its study spans are children of the page's
-            pool.submit(copy_context().run, _sync_lane, ctx, lane, groups, contexts, existing, patients)
-            for lane in lanes
+    views = [dict(patients) for _ in lanes]  # each lane's view; only its own studies touch these patients
+    results: list[StudyResult] = []
+    for depth in range(max(len(lane) for lane in lanes)):
+        jobs = [
+            _job(lane[depth], groups, contexts, existing, view)
+            for lane, view in zip(lanes, views, strict=True)
+            if depth < len(lane)
         ]
-        results = [r for f in futures for r in f.result()]
+        results += write_studies(ctx, jobs)
     return SyncResult(results)
+
+
+def _job(
+    key: StudyKey,
+    groups: dict[StudyKey, list[ChangeEntry]],
+    contexts: dict[str | None, SourceContext],
+    existing: dict[str, list[Resource]],
+    patients: dict[PatientKey, Resource],
+) -> StudyJob:
+    partition, study_uid = key
+    source_ctx = contexts[partition]
+    study = lookups.pick_study(existing.get(study_uid, []), source_ctx, source_ctx.service_root)
+    return StudyJob(source_ctx, study_uid, partition, groups[key], StudyState(study, patients))
 
 
 def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
@@ -129,49 +146,3 @@ def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[
             if lane in shared:
                 lane_of_key[key] = index
     return [lane for lane in lanes if lane]
-
-
-def _sync_lane(
-    ctx: SyncContext,
-    lane: list[StudyKey],
-    groups: dict[StudyKey, list[ChangeEntry]],
-    contexts: dict[str | None, SourceContext],
-    existing: dict[str, list[Resource]],
-    patients: dict[PatientKey, Resource],
-) -> list[StudyResult]:
-    shared_patients = dict(patients)  # this lane's view; only its own studies touch these patients
-    results = []
-    for partition, study_uid in lane:
-        source_ctx = contexts[partition]
-        study = lookups.pick_study(existing.get(study_uid, []), source_ctx, source_ctx.service_root)
-        state = StudyState(study, shared_patients)
-        started = time.perf_counter()
-        entries = groups[(partition, study_uid)]
-        with telemetry.span(
-            "dicomcast.study", source=ctx.source.name, study_uid=study_uid, entries=len(entries)
-        ) as note:
-            result = ctx.retry(partial(sync_study, ctx, source_ctx, study_uid, partition, entries, state))
-            note(written=result.written, failures=len(result.failures), warnings=len(result.warnings))
-        _log_study(ctx, result, entries, time.perf_counter() - started)
-        if result.written:
-            hooks.reached("study-written")
-        results.append(result)
-    return results
-
-
-def _log_study(ctx: SyncContext, result: StudyResult, entries: Sequence[ChangeEntry], seconds: float) -> None:
-    log.info(
-        "study",
-        source=ctx.source.name,
-        study_uid=result.study_uid,
-        sequences=f"{entries[0].sequence}-{entries[-1].sequence}",
-        entries=len(entries),
-        written=result.written,
-        failures=len(result.failures),
-        warnings=len(result.warnings),
-        ms=round(seconds * 1000, 1),
-    )
-    for warning in result.warnings:
-        log.warning("mapping warning", sequence=warning.sequence, tag=warning.tag, detail=warning.message)
-        if warning.kind:
-            metrics.PATIENT_WARNINGS.labels(ctx.source.name, warning.kind).inc()

@@ -7,6 +7,9 @@ Three retry layers nest; this is the one place that adds them up (defaults in br
    most 5 s (Retry-After honoured up to 30 s). Writes (PUT, the POST of a transaction) go once.
 2. `worker/study_write.py`: a study whose transaction meets 412 is re-read, re-merged and written
    again, at most MAX_CONFLICT_RETRIES (5) transactions; then it raises TransientUpstreamError.
+   Studies sharing a transaction (`worker/bundles.py`) that meets 412 or a 4xx are first split in
+   halves and sent again (about 2·log2(n) transactions for one bad study among n), down to that
+   study alone, which then takes this path.
 3. `call_with_retry` (`SyncContext.retry`, outermost): one batch read, one lookup, one study: at most
    MaxAttempts (8) attempts, waits of at most 30 s (Retry-After capped there too), and no attempt
    starts once TotalRetryDuration (2 min) has passed since the first one.

@@ -16,7 +16,7 @@ from typing import Any
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError, TransientUpstreamError
 from dicomcast.failures import EntryFailure, FailureClass
-from dicomcast.fhir.client import delete_entry, put_entry
+from dicomcast.fhir.client import WriteResult, delete_entry, put_entry
 from dicomcast.fhir.mapping import map_study
 from dicomcast.fhir.mapping.study import needs_dose_observations
 from dicomcast.fhir.mapping.types import (
@@ -34,7 +34,6 @@ from dicomcast.worker.context import SyncContext
 log = get_logger("dicomcast.worker")
 
 MAX_CONFLICT_RETRIES = 5
-MAX_BUNDLE_ENTRIES = 500  # Azure FHIR's bundle limit; also what most servers accept
 
 
 @dataclass
@@ -110,7 +109,7 @@ def _write_with_conflict_retry(
     for _ in range(MAX_CONFLICT_RETRIES):
         if needs_dose_observations(entries, state.study):
             state.observations = lookups.observations_of(ctx.fhir, state.study, study_uid)
-        output = _map(
+        output = map_output(
             StudyInput(study_uid, partition, entries, state.study, state.patients, state.observations), source_ctx, ctx
         )
         result = StudyResult(
@@ -123,17 +122,17 @@ def _write_with_conflict_retry(
         if not planned:
             return result
         try:
-            outcomes = _write(ctx, planned)
+            outcomes = write_alone(ctx, planned)
         except ConflictError:
             lookups.refresh(ctx.fhir, study_uid, source_ctx, state)
             continue
-        _remember_written(output, outcomes, state)
+        remember_written(output, outcomes, state)
         result.written = True
         return result
     raise TransientUpstreamError("FHIR server", f"study {study_uid}: version conflicts persisted")
 
 
-def _map(study: StudyInput, source_ctx: SourceContext, ctx: SyncContext) -> StudyOutput:
+def map_output(study: StudyInput, source_ctx: SourceContext, ctx: SyncContext) -> StudyOutput:
     """The pure mapping; whatever it raises on hostile data fails these entries, never the cycle."""
     try:
         return map_study(study, source_ctx, ctx.options)
@@ -150,19 +149,20 @@ def _where(exc: BaseException) -> str:
     return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
-def _write(ctx: SyncContext, planned: list[dict[str, Any]]) -> list[Any]:
-    """One transaction; past the bundle limit (a dose SR with hundreds of irradiation events),
-    the study and its Patients go first and the Observations follow in further transactions.
+def write_alone(ctx: SyncContext, planned: list[dict[str, Any]]) -> list[WriteResult]:
+    """One transaction; past DicomCastWorker:MaxBundleEntries (a dose SR with hundreds of irradiation
+    events), the study and its Patients go first and the Observations follow in further transactions.
     Each write is idempotent, so a crash between them is repaired by the replay."""
-    if len(planned) <= MAX_BUNDLE_ENTRIES:
+    limit = ctx.tuning.max_bundle_entries
+    if len(planned) <= limit:
         return ctx.fhir.transaction(planned)
-    outcomes: list[Any] = []
-    for start in range(0, len(planned), MAX_BUNDLE_ENTRIES):
-        outcomes += ctx.fhir.transaction(planned[start : start + MAX_BUNDLE_ENTRIES])
+    outcomes: list[WriteResult] = []
+    for start in range(0, len(planned), limit):
+        outcomes += ctx.fhir.transaction(planned[start : start + limit])
     return outcomes
 
 
-def _remember_written(output: StudyOutput, outcomes: Sequence[Any], state: StudyState) -> None:
+def remember_written(output: StudyOutput, outcomes: Sequence[Any], state: StudyState) -> None:
     """Keep the lane's view current: the written resources with their new versionId."""
     written = [*output.patients]
     if output.imaging_study is not None:

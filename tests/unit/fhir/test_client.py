@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from dicomcast.errors import (
     ServerNotSupportedError,
     TransientUpstreamError,
 )
-from dicomcast.fhir.client import FhirClient
+from dicomcast.fhir.client import FhirClient, encode_entries
 from dicomcast.fhir.mapping.types import FhirVersion
 
 
@@ -125,3 +126,37 @@ def test_a_read_is_gone_only_on_404_or_410() -> None:
     )
     with pytest.raises(TransientUpstreamError):
         empty.read("Endpoint", "e")
+
+
+def test_many_identifiers_are_searched_with_few_posts_and_few_identifiers_with_a_get() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
+
+    fhir = FhirClient(httpx.Client(base_url="http://fhir.test", transport=httpx.MockTransport(answer)))
+    fhir.search_by_identifiers("Patient", [f"urn:x|{n}" for n in range(40)])
+    fhir.search_by_identifiers("Patient", [f"urn:x|{n},a" for n in range(401)])
+
+    assert [(r.method, r.url.path) for r in seen] == [("GET", "/Patient")] + [("POST", "/Patient/_search")] * 3
+    form = httpx.QueryParams(seen[1].content.decode())
+    assert len(form["identifier"].split("\\,a,")) == 200  # the values' own commas escaped (search.html#escaping)
+
+
+def test_a_transaction_of_several_parts_sends_their_entries_in_order() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bundle = json.loads(request.content)
+        seen.append(bundle)
+        entries = [{"response": {"status": "200 OK", "etag": 'W/"2"'}} for _ in bundle["entry"]]
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+
+    fhir = FhirClient(httpx.Client(base_url="http://fhir.test", transport=httpx.MockTransport(answer)))
+    parts = [encode_entries([{"request": {"method": "PUT", "url": f"Patient/{n}"}}]) for n in range(3)]
+
+    results = fhir.transaction_of([parts[0], encode_entries([]), parts[1], parts[2]])
+
+    assert [e["request"]["url"] for e in seen[0]["entry"]] == ["Patient/0", "Patient/1", "Patient/2"]
+    assert seen[0]["type"] == "transaction" and [r.version_id for r in results] == ["2"] * 3

@@ -87,6 +87,7 @@ class FakeFhir:
         self.transactions: list[dict[str, Any]] = []
         self.on_transaction: list[Hook] = []
         self.refuse_study: set[str] = set()  # study UIDs whose transactions get 422
+        self.conflict_once: set[str] = set()  # study UIDs whose next transaction gets 412
         self.lock = threading.Lock()
 
     def client(self) -> FhirClient:
@@ -96,6 +97,8 @@ class FakeFhir:
         path = request.url.path.strip("/")
         if request.method == "POST" and path == "":
             return self._transaction(json.loads(request.content))
+        if request.method == "POST" and path.endswith("/_search"):  # a form body
+            return _json(200, self._search(path.split("/")[0], parse_qs(request.content.decode())))
         if request.method == "PUT":
             with self.lock:
                 return _json(201, self._put(json.loads(request.content)), etag=True)
@@ -109,6 +112,10 @@ class FakeFhir:
             hook(bundle)
         if any(study_uid_in(e) in self.refuse_study for e in bundle["entry"]):
             return _json(422, {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+        conflicting = {study_uid_in(e) for e in bundle["entry"]} & self.conflict_once
+        if conflicting:
+            self.conflict_once -= conflicting
+            return _json(412, {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
         with self.lock:
             self.transactions.append(bundle)
             answers = [self._apply(e) for e in bundle["entry"]]

@@ -52,7 +52,7 @@ def test_more_entries_than_a_bundle_holds_are_split() -> None:
     ctx = SyncContext(source=None, fhir=_fhir(seen), store=None, options=None)  # type: ignore[arg-type]
     planned = [{"request": {"method": "PUT", "url": f"Observation/{i}"}, "resource": {}} for i in range(1201)]
 
-    outcomes = study._write(ctx, planned)
+    outcomes = study.write_alone(ctx, planned)
 
     assert [len(b["entry"]) for b in seen] == [500, 500, 201]
     assert len(outcomes) == 1201 and outcomes[0].version_id == "7"

@@ -144,7 +144,8 @@ def test_studies_of_different_patients_are_written_concurrently() -> None:
     fhir = FakeFhir()
     both_in_flight = threading.Barrier(2, timeout=WAIT)
     fhir.on_transaction.append(lambda _: both_in_flight.wait())  # breaks (fails the test) if run one by one
-    worker = _worker(source, fhir, max_concurrent_studies=2)
+    # Two entries per transaction (a Patient and its study): one bundle per study, both in flight.
+    worker = _worker(source, fhir, max_concurrent_studies=2, max_bundle_entries=2)
 
     report = worker.run_cycle()
 
