@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tests.servers.azure_dicom import AzureDicomServer, ManualClock
-from tests.servers.azure_dicom_data import DicomJson, generate_studies
+from tests.servers.azure_dicom_data import DicomJson, dicom_json, generate_studies
 
 # Rows are stamped at a fixed time in the past, so the v2 reader's safety lag never holds them back.
 FEED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
-DEFAULT_SHAPES = "1x1000,200x50,2000x1"
+DEFAULT_SHAPES = "1x1000,200x50,2000x1,mixed:40"
+# A hospital's day (issue 14): 60% of studies 1-4 instances (radiography), 30% 50-300 (CT, MR
+# series), 10% 1,000 or more (thin-slice CT, tomosynthesis), stored by several modalities at once.
+MIXED_CLASSES = ((0.6, 1, 4), (0.3, 50, 300), (0.1, 1000, 1500))
+MODALITIES_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
 class Shape:
     studies: int
-    instances: int  # per study
+    instances: int  # per study (0 for a mixed shape: see sizes)
     asked: str = ""  # the shape as asked for, before --scale (targets name these)
+    sizes: tuple[int, ...] = ()  # a mixed shape: instances of each study, interleaved in the feed
 
     @property
     def total(self) -> int:
-        return self.studies * self.instances
+        return sum(self.sizes) if self.sizes else self.studies * self.instances
 
     @property
     def name(self) -> str:
-        return f"{self.studies}x{self.instances}"
+        return f"mixed{self.studies}" if self.sizes else f"{self.studies}x{self.instances}"
 
     @property
     def target_name(self) -> str:
@@ -39,6 +45,9 @@ def parse_shapes(text: str, scale: float = 1.0) -> list[Shape]:
     shapes: list[Shape] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         asked = part.strip().lower()
+        if asked.startswith("mixed"):  # mixed:N, N studies (--scale scales N, not the study sizes)
+            shapes.append(mixed_shape(max(1, round(int(asked.partition(":")[2] or 40) * scale)), asked))
+            continue
         studies, instances = (int(n) for n in asked.split("x"))
         if studies >= instances:
             studies = max(1, round(studies * scale))
@@ -48,8 +57,43 @@ def parse_shapes(text: str, scale: float = 1.0) -> list[Shape]:
     return shapes
 
 
+def mixed_shape(studies: int, asked: str = "", seed: int = 7) -> Shape:
+    rng = random.Random(seed)
+    counts = [round(share * studies) for share, _, _ in MIXED_CLASSES[:-1]]
+    counts.append(max(0, studies - sum(counts)))
+    sizes = [rng.randint(low, high) for n, (_, low, high) in zip(counts, MIXED_CLASSES, strict=True) for _ in range(n)]
+    rng.shuffle(sizes)
+    return Shape(studies, 0, asked, tuple(sizes))
+
+
 def instances_for(shape: Shape, seed: int = 7) -> list[DicomJson]:
-    return generate_studies(shape.studies, shape.instances, seed=seed)
+    if not shape.sizes:
+        return generate_studies(shape.studies, shape.instances, seed=seed)
+    studies = [
+        [{**i, **dicom_json(PatientID=f"MIX{n:06d}")} for i in generate_studies(1, size, seed=seed * 100_003 + n)]
+        for n, size in enumerate(shape.sizes)
+    ]
+    return interleave(studies, MODALITIES_AT_ONCE, random.Random(seed))
+
+
+def interleave(studies: list[list[DicomJson]], at_once: int, rng: random.Random) -> list[DicomJson]:
+    """The feed of `at_once` modalities storing together: each next instance comes from one of the
+    studies in progress, at random; a finished study's modality starts the next study."""
+    waiting = iter(studies)
+    storing = [iter(s) for s in (next(waiting, None) for _ in range(at_once)) if s is not None]
+    feed: list[DicomJson] = []
+    while storing:
+        modality = rng.randrange(len(storing))
+        instance = next(storing[modality], None)
+        if instance is not None:
+            feed.append(instance)
+            continue
+        following = next(waiting, None)
+        if following is None:
+            storing.pop(modality)
+        else:
+            storing[modality] = iter(following)
+    return feed
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 from benchmarks.feed import Shape
 from benchmarks.measure import Result
 from tests import peers
+from tests.servers.faulty_proxy import FaultyProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANT_TIMEOUT = 3600
@@ -70,6 +71,21 @@ def fhir_server() -> Iterator[peers.Peer]:
         yield peer
     finally:
         peer.stop()
+
+
+@contextmanager
+def with_rtt(fhir_url: str, rtt_ms: float) -> Iterator[str]:
+    """The FHIR base URL as a client `rtt_ms` away sees it: a loopback proxy that holds each request
+    for one round-trip time before forwarding it (0: the server itself)."""
+    if rtt_ms <= 0:
+        yield fhir_url
+        return
+    root, _, path = fhir_url.partition("/fhir")
+    proxy = FaultyProxy(root, rate=0.0, latency=rtt_ms / 1000).start()
+    try:
+        yield f"{proxy.url}/fhir{path}"
+    finally:
+        proxy.stop()
 
 
 def cores() -> tuple[int, set[int]]:

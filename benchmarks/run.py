@@ -1,11 +1,13 @@
-"""The throughput benchmark (issue 7): one command, one table.
+"""The throughput benchmark (issues 7, 14): one command, one table.
 
 For each feed shape it serves the feed from the Azure DICOM test server and syncs it, each time into
 a fresh sekmet FHIR server, with (a) dicomcast as configured, (b) the DICOM Cast-style baseline,
 (c) the ceiling (the same final resources PUT directly), and (d) dicomcast against an instant stub
-on one core. Every variant runs in its own process (peak RSS and CPU time are its own).
+on one core. Every variant runs in its own process (peak RSS and CPU time are its own). (a), (b)
+and (c) reach the FHIR server through a loopback proxy adding a round-trip time (`--rtt`, 20 ms:
+a cloud FHIR service, as users meet it; `--rtt 0` for the server itself).
 
-    .venv/bin/python -m benchmarks.run                       # 1x1000, 200x50, 2000x1
+    .venv/bin/python -m benchmarks.run                       # 1x1000, 200x50, 2000x1, mixed:40
     .venv/bin/python -m benchmarks.run --scale 0.1           # a quick run
     .venv/bin/python -m benchmarks.run --backlog 100000      # plus the 100k-instance memory run
 """
@@ -23,7 +25,7 @@ from benchmarks.ceiling import fetch_final, save_final
 from benchmarks.extras import backlog_extra, large_study_extra, verify
 from benchmarks.feed import DEFAULT_SHAPES, Shape, parse_shapes, serve_feed
 from benchmarks.measure import Result
-from benchmarks.procs import cores, fhir_server, pin_this_process, run_variant, stub_fhir
+from benchmarks.procs import cores, fhir_server, pin_this_process, run_variant, stub_fhir, with_rtt
 from benchmarks.profile import PROJECT_CODE, summarize
 from benchmarks.report import Extra, ShapeReport, render
 from dicomcast.config.settings import Settings
@@ -37,21 +39,21 @@ def bench_shape(shape: Shape, args: argparse.Namespace, out_dir: Path) -> ShapeR
     print(f"[{shape.name}] serving {shape.total} instances ...", file=sys.stderr, flush=True)
     with serve_feed(shape, args.seed) as feed:
         dicom = ["--dicom", feed.url]
-        with fhir_server() as fhir:
+        with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
             work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
             report.results["dicomcast"] = run_variant(
-                "dicomcast", shape, out_dir, *dicom, "--fhir", fhir.url, *work, *concurrency, profile=args.profile
+                "dicomcast", shape, out_dir, *dicom, "--fhir", url, *work, *concurrency, profile=args.profile
             )
             final = fetch_final(fhir.url)
             report.problems += [f"dicomcast: {p}" for p in verify(final, shape)]
         resources = out_dir / f"{shape.name}-final.json"
         save_final(final, resources)
         if not args.skip_baseline:
-            with fhir_server() as fhir:
-                report.results["baseline"] = run_variant("baseline", shape, out_dir, *dicom, "--fhir", fhir.url)
+            with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
+                report.results["baseline"] = run_variant("baseline", shape, out_dir, *dicom, "--fhir", url)
                 report.problems += [f"baseline: {p}" for p in verify(fetch_final(fhir.url), shape)]
-        with fhir_server() as fhir:
-            options = ["--fhir", fhir.url, "--resources", str(resources), *concurrency]
+        with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
+            options = ["--fhir", url, "--resources", str(resources), *concurrency]
             report.results["ceiling"] = run_variant("ceiling", shape, out_dir, *options)
         report.results["worker-alone"] = worker_alone(shape, out_dir, dicom, concurrency, args.profile)
         if args.experiments:
@@ -90,13 +92,18 @@ def worker_alone(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default=DEFAULT_SHAPES, help=f"STUDIESxINSTANCES,... (default {DEFAULT_SHAPES})")
+    parser.add_argument(
+        "--shapes", default=DEFAULT_SHAPES, help=f"STUDIESxINSTANCES or mixed:STUDIES,... (default {DEFAULT_SHAPES})"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="scale each shape's larger dimension (0.1: quick)")
     parser.add_argument(
         "--concurrency",
         type=int,
         default=Settings().worker.max_concurrent_studies,
         help="DicomCastWorker:MaxConcurrentStudies for dicomcast and the ceiling (default: dicomcast's)",
+    )
+    parser.add_argument(
+        "--rtt", type=float, default=20.0, metavar="MS", help="round-trip time added before FHIR (default 20; 0: none)"
     )
     parser.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) baseline")
     parser.add_argument(
@@ -125,7 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def header(args: argparse.Namespace, out_dir: Path) -> str:
     return (
         f"dicomcast throughput benchmark  python {platform.python_version()}  cores {len(os.sched_getaffinity(0))}  "
-        f"MaxConcurrentStudies {args.concurrency}  FHIR: sekmet (SQLite)  feed: Azure DICOM test server v2\n"
+        f"MaxConcurrentStudies {args.concurrency}  FHIR: sekmet (SQLite), {args.rtt:g} ms RTT  "
+        f"feed: Azure DICOM test server v2  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
         f"logs and raw results: {out_dir}"
     )
 
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         extras.append(large_study_extra(Shape(1, args.large_study), args, out_dir))
     if args.backlog:
         extras.append(backlog_extra(args.backlog, args, out_dir))
-    print(render(reports, extras, header(args, out_dir)))
+    print(render(reports, extras, header(args, out_dir), args.rtt))
     if args.profile:
         for stacks in sorted(out_dir.glob("*.stacks.txt")):
             print("\n" + summarize(stacks, top=30, only=PROJECT_CODE))

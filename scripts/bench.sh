@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The throughput benchmark (issue 7) in one command: setup, then every shape and variant, one table.
-#   bash scripts/bench.sh                       # 1x1000, 200x50, 2000x1 + a 1x5000 study (~10 min)
-#   bash scripts/bench.sh --scale 0.1 --large-study 0    # a quick run (~1 min)
+# The throughput benchmark (issues 7, 14) in one command: setup, then every shape and variant, one table.
+#   bash scripts/bench.sh                       # 1x1000, 200x50, 2000x1, mixed:40 + a 1x5000 study, 20 ms RTT
+#   bash scripts/bench.sh --scale 0.1 --large-study 0    # a quick run
+#   bash scripts/bench.sh --rtt 0               # FHIR on loopback without the added round-trip time
+#   bash scripts/bench.sh --shapes mixed:100    # a hospital's day: 60% 1-4, 30% 50-300, 10% 1,000+ instances
 #   bash scripts/bench.sh --backlog 100000      # adds the 100k-instance memory run
 #   bash scripts/bench.sh --profile             # also py-spy CPU profiles of the worker variants
 # Options: .venv/bin/python -m benchmarks.run --help. Needs 2+ cores for the one-core worker-alone run.

@@ -10,6 +10,7 @@ Faults, chosen at random for `rate` of the requests (seeded, so a run can be rep
   (the client's own read timeout is longer than a test should wait, so the proxy ends the wait).
 `rules` answer chosen requests with a fixed status whatever the dice say (poison entries: FHIR 422);
 `rewrites` change chosen answers of the server on their way back (a malformed Orthanc change).
+`latency` adds a round-trip time to every forwarded request (the benchmark's WAN stand-in, never a test's).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class FaultyProxy:
     rules: list[Rule] = field(default_factory=list)
     rewrites: list[Rewrite] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    latency: float = 0.0  # seconds added to each forwarded request
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -133,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             self._reset()
             return
+        if proxy.latency:
+            time.sleep(proxy.latency)
         try:
             response = proxy.forward(self.command, self.path, dict(self.headers.items()), body)
         except httpx.HTTPError:

@@ -6,15 +6,20 @@ instant stub (in-process), the feed the loopback Azure DICOM test server.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+
+import httpx
 
 from benchmarks.baseline import run_baseline
 from benchmarks.ceiling import run_ceiling, save_final
-from benchmarks.feed import Shape, parse_shapes, serve_feed
+from benchmarks.feed import Shape, instances_for, parse_shapes, serve_feed
+from benchmarks.procs import with_rtt
 from benchmarks.profile import summarize
 from benchmarks.report import Extra, ShapeReport, render
 from benchmarks.stub_fhir import serve_stub
 from benchmarks.worker_run import WorkerJob, run_worker
+from tests.servers.azure_dicom_data import uids
 
 SHAPE = Shape(2, 3, "200x50")
 
@@ -23,6 +28,28 @@ def test_parse_shapes_scales_the_larger_dimension() -> None:
     shapes = parse_shapes("1x1000,200x50,2000x1", scale=0.1)
     assert [(s.studies, s.instances) for s in shapes] == [(1, 100), (20, 50), (200, 1)]
     assert [s.target_name for s in shapes] == ["1x1000", "200x50", "2000x1"]
+
+
+def test_the_mixed_shape_is_a_hospital_day_of_interleaved_studies() -> None:
+    [shape] = parse_shapes("mixed:20")
+    sizes = sorted(shape.sizes)
+    assert (shape.studies, len(sizes), shape.total) == (20, 20, sum(sizes))
+    assert all(1 <= n <= 4 for n in sizes[:12]) and all(50 <= n <= 300 for n in sizes[12:18])
+    assert all(n >= 1000 for n in sizes[18:])
+    feed = instances_for(shape)
+    assert len(feed) == shape.total
+    studies = [uids(i)[0] for i in feed]
+    assert len(set(studies)) == 20
+    switches = sum(1 for a, b in itertools.pairwise(studies) if a != b)
+    assert switches > 2 * 20  # studies stored at once, not one after another
+    assert parse_shapes("mixed:40", scale=0.1)[0].studies == 4
+
+
+def test_the_rtt_proxy_forwards_to_the_fhir_server() -> None:
+    with serve_stub() as fhir_url, with_rtt(fhir_url, 1) as slowed:
+        assert slowed != fhir_url
+        answer = httpx.get(f"{slowed}/metadata").raise_for_status().json()
+    assert answer["resourceType"] == "CapabilityStatement"
 
 
 def test_every_variant_produces_numbers(tmp_path: Path) -> None:
