@@ -15,6 +15,7 @@ from dicomcast.dicom.models import ChangeSource
 from dicomcast.dicom.sources import open_source
 from dicomcast.errors import ConfigError, DicomcastError, StoreError
 from dicomcast.fhir.client import Capabilities, FhirClient
+from dicomcast.fhir.mapping import load_models
 from dicomcast.fhir.mapping.types import FhirVersion, MappingOptions
 from dicomcast.http import make_client
 from dicomcast.logs import get_logger
@@ -75,6 +76,7 @@ def dicomcast_table(settings: Settings) -> TableStoreSettings | None:
 
 
 def mapping_options(settings: Settings, version: FhirVersion) -> MappingOptions:
+    load_models(version)
     features = settings.dicom_cast.features
     return MappingOptions(
         patient_system_id=settings.patient.patient_system_id or None,

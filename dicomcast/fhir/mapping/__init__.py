@@ -19,6 +19,7 @@ from dicomcast.fhir.mapping.types import (
     StudyInput,
     StudyOutput,
 )
+from dicomcast.fhir.mapping.validate import load_models
 
 __all__ = [
     "EntryFailure",
@@ -32,6 +33,7 @@ __all__ = [
     "StudyOutput",
     "endpoint_resource",
     "identity_keys",
+    "load_models",
     "map_study",
     "patient_key",
     "patient_keys",
