@@ -136,7 +136,7 @@ def test_phi_in_diagnostics_reaches_no_log_row_output_or_probe(
 ) -> None:
     bulk = bulk_data.make_bulk("phi", 4, 3)
     bulk_data.upload(orthanc, bulk.instances)
-    poison = bulk.instances[0].study_uid
+    poison, poison_patient = bulk.instances[0].study_uid, bulk.instances[0].patient_id
     echoed: set[str] = set()
     state = {"searches_failing": True, "searches_failed": 0, "writes_rejected": 0}
 
@@ -148,7 +148,9 @@ def test_phi_in_diagnostics_reaches_no_log_row_output_or_probe(
             state["searches_failed"] += 1
             return 500, fhir_json, _phi_outcome(ids or ["?"])
         if method == "POST" and poison.encode() in body:
-            names = _patients_in(json.loads(body))
+            # The study's Patient is in the body unless the study sharing it wrote it first: echo
+            # the PatientID then (the order depends on the machine's speed).
+            names = _patients_in(json.loads(body)) or [poison_patient]
             echoed.update(names)
             state["writes_rejected"] += 1
             return 422, fhir_json, _phi_outcome(names)
