@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 
 import httpx
 import pytest
+import structlog
 
 from dicomcast.config.settings import DicomWebSettings
 from dicomcast.dicom.azure import AzureChangeFeedSource
@@ -52,12 +55,24 @@ def test_orthanc_names(endpoint: str, name: str, address: str | None) -> None:
     assert "pw" not in source.endpoint_address(None) and "=t" not in source.endpoint_address(None)
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The logging set-up as it was: a handler left bound to this test's stream would swallow the
+    output later tests read (configure_logging binds the stream it finds)."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+
+
+@pytest.mark.usefixtures("logging_restored")
 def test_log_lines_carry_no_url_credentials() -> None:
     out = io.StringIO()
     with redirect_stdout(out):
         configure_logging("INFO", "json")  # binds the JSON lines to `out`
         get_logger("t").error("x", error="GET https://ana:pw@host/v2/changefeed?sig=S3CRET failed", n=1)
-    configure_logging("INFO", "auto")  # back to the real stdout
     line = json.loads(out.getvalue())
     assert line["error"] == "GET https://host/v2/changefeed?sig=*** failed" and line["n"] == 1
 
