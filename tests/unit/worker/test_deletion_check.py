@@ -5,9 +5,7 @@ with the recorded baseline, and no decision while the feed moves."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from dicomcast.config.settings import DicomWebSettings
 from dicomcast.dicom.orthanc import OrthancSource
 from dicomcast.errors import TransientUpstreamError
-from dicomcast.store import Store, make_engine, migrate
+from dicomcast.store import Store
 from dicomcast.store.synced import SyncedIndex, SyncedKey
 from dicomcast.worker import reconcile
 from dicomcast.worker.context import SyncContext
@@ -44,14 +42,6 @@ class FakeOrthanc:
         count = self.new_after.get(since, 0)
         changes = [{"Seq": since + n + 1, "ChangeType": "NewInstance"} for n in range(count)]
         return httpx.Response(200, json={"Changes": changes, "Done": True, "Last": since + count})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
-    yield Store(engine)
-    engine.dispose()
 
 
 def _ctx(store: Store, orthanc: FakeOrthanc, synced: int, checkpoint: int) -> SyncContext:

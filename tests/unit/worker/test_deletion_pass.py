@@ -5,8 +5,7 @@ lists, the synced index told, and upstream trouble never read as a deletion."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from dicomcast.config.settings import DicomWebSettings
 from dicomcast.dicom.models import ChangeAction, ChangeEntry
 from dicomcast.dicom.orthanc import OrthancSource
-from dicomcast.store import Store, make_engine, migrate
+from dicomcast.store import Store
 from dicomcast.store.synced import SyncedKey
 from dicomcast.worker import reconcile
 from dicomcast.worker.context import SyncContext, Tuning
@@ -45,14 +44,6 @@ class FakeQido:
         if study not in self.held:
             return httpx.Response(404)
         return httpx.Response(200, json=[_item(study, sop) for sop in self.held[study]])
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
-    yield Store(engine)
-    engine.dispose()
 
 
 @pytest.fixture
