@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, inspect, text
+from sqlalchemy import BigInteger, Engine, inspect, text
 
 from dicomcast.store import Store, is_migrated, make_engine, migrate
 
 TABLES = {"checkpoints", "failures", "leases", "synced_instances", "reconciliations", "repair_runs", "alembic_version"}
+
+
+def _migrate_to(engine: Engine, revision: str, *, down: bool = False) -> None:
+    """Upgrades (or downgrades) the store to one Alembic revision, as an older dicomcast left it."""
+    from alembic import command
+
+    from dicomcast.store.db import _alembic_config
+
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def _insert_checkpoints(engine: Engine, rows: dict[str, str], when: datetime) -> None:
+    insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
+    with engine.begin() as connection:
+        connection.execute(insert, [{"s": source, "c": cursor, "u": when} for source, cursor in rows.items()])
 
 
 def test_migrations_create_every_table_and_are_idempotent(store_url: str) -> None:
@@ -30,16 +48,9 @@ def test_migrations_create_every_table_and_are_idempotent(store_url: str) -> Non
 
 def test_0003_keeps_the_failures_of_0002_and_takes_64_bit_sequences(store_url: str) -> None:
     """A store made by 0002 (32-bit failure sequences) upgraded in place: rows kept, 2^40 fits."""
-    from alembic import command
-
-    from dicomcast.store.db import _alembic_config
-
     engine = make_engine(store_url)
     try:
-        config = _alembic_config()
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0002")
+        _migrate_to(engine, "0002")
         row = {
             "source": "s",
             "study_uid": "1.2",
@@ -77,10 +88,6 @@ def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -
     """`reconcile:<source>` and `reconcile-baseline:<source>` checkpoint rows become reconciliations
     rows (an unparsable time: due); feed checkpoints and `reconcile-run:` resume points stay; the
     downgrade puts them back."""
-    from alembic import command
-
-    from dicomcast.store.db import _alembic_config
-
     engine = make_engine(store_url)
     when = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
     rows = {
@@ -91,16 +98,10 @@ def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -
         "reconcile-run:azure:http://a/v2": '{"f":"abc"}',
     }
     try:
-        config = _alembic_config()
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
-            insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
-            connection.execute(insert, [{"s": s, "c": c, "u": when} for s, c in rows.items()])
+        _migrate_to(engine, "0003")
+        _insert_checkpoints(engine, rows, when)
 
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
+        _migrate_to(engine, "0004")
 
         store = Store(engine)
         assert {c.source: c.cursor for c in store.checkpoints()} == {
@@ -112,9 +113,7 @@ def test_0004_moves_reconcile_rows_out_of_checkpoints_and_back(store_url: str) -
         assert store.last_reconciled("orthanc:http://other:8042") is None
         assert store.reconciliation_baseline("orthanc:http://other:8042") == 0
 
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0003")
+        _migrate_to(engine, "0003", down=True)
         assert "reconciliations" not in inspect(engine).get_table_names()
         with engine.connect() as connection:
             back = dict(connection.execute(text("SELECT source, cursor FROM checkpoints")).tuples().all())
@@ -129,10 +128,7 @@ def test_0005_moves_repair_resume_points_out_of_checkpoints_and_back(store_url: 
     """`reconcile-run:<source>` checkpoint rows (JSON) become repair_runs rows; a row that never
     parsed is dropped (its run starts over, as it did); feed checkpoints stay; the downgrade puts
     the resume points back as the JSON reconcile read."""
-    from alembic import command
-
     from dicomcast.store import ResumePoint
-    from dicomcast.store.db import _alembic_config
 
     engine = make_engine(store_url)
     when = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
@@ -143,12 +139,8 @@ def test_0005_moves_repair_resume_points_out_of_checkpoints_and_back(store_url: 
         "reconcile-run:orthanc:http://broken:8042": "not json",
     }
     try:
-        config = _alembic_config()
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
-            insert = text("INSERT INTO checkpoints (source, cursor, updated_at) VALUES (:s, :c, :u)")
-            connection.execute(insert, [{"s": s, "c": c, "u": when} for s, c in rows.items()])
+        _migrate_to(engine, "0004")
+        _insert_checkpoints(engine, rows, when)
 
         migrate(engine)
 
@@ -158,9 +150,7 @@ def test_0005_moves_repair_resume_points_out_of_checkpoints_and_back(store_url: 
         assert store.resume_point("orthanc:http://h:8042") == ResumePoint("def456", "", "1.2.4")
         assert store.resume_point("orthanc:http://broken:8042") is None
 
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0004")
+        _migrate_to(engine, "0004", down=True)
         assert "repair_runs" not in inspect(engine).get_table_names()
         with engine.connect() as connection:
             back = dict(connection.execute(text("SELECT source, cursor FROM checkpoints")).tuples().all())
