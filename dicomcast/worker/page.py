@@ -58,7 +58,7 @@ def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult
         patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
         existing = studies.result()
     lanes = _lanes(groups, keys)
-    views = [dict(patients) for _ in lanes]  # each lane's view; only its own studies touch these patients
+    views = [_view(patients, lane, keys) for lane in lanes]  # only a lane's own studies touch its patients
     results: list[StudyResult] = []
     for depth in range(max(len(lane) for lane in lanes)):
         jobs = [
@@ -110,6 +110,14 @@ def _differs(current: Resource, wanted: Resource) -> bool:
     return any(current.get(k) != v for k, v in wanted.items() if k not in ("meta", "id"))
 
 
+def _view(
+    patients: dict[PatientKey, Resource], lane: list[StudyKey], keys: dict[StudyKey, list[PatientKey]]
+) -> dict[PatientKey, Resource]:
+    """The Patients of the lane's own keys: the mapping looks Patients up by these keys alone, and a
+    copy of every Patient of the batch for every lane was quadratic in the batch."""
+    return {k: patients[k] for study in lane for k in keys[study] if k in patients}
+
+
 def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
     found: list[PatientKey] = []
     for entry in entries:
@@ -126,23 +134,24 @@ def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> lis
 
 
 def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[PatientKey]]) -> list[list[StudyKey]]:
-    """Studies that share any patient key go into the same lane, in feed order."""
-    lane_of_key: dict[PatientKey, int] = {}
-    lanes: list[list[StudyKey]] = []
-    for study in groups:
-        shared = {lane_of_key[k] for k in keys[study] if k in lane_of_key}
-        if shared:
-            index = min(shared)
-            for other in sorted(shared - {index}, reverse=True):  # merge lanes joined by this study
-                lanes[index].extend(lanes[other])
-                lanes[other] = []
-        else:
-            index = len(lanes)
-            lanes.append([])
-        lanes[index].append(study)
+    """Studies that share any patient key go into the same lane, in feed order. Union-find over the
+    studies: linear in the batch, where merging lanes study by study was quadratic (1,000 one-instance
+    studies of 1,000 patients cost a million steps)."""
+    studies = list(groups)
+    parent = list(range(len(studies)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[PatientKey, int] = {}
+    for i, study in enumerate(studies):
         for key in keys[study]:
-            lane_of_key[key] = index
-        for key, lane in list(lane_of_key.items()):
-            if lane in shared:
-                lane_of_key[key] = index
-    return [lane for lane in lanes if lane]
+            a, b = root(i), root(first_with.setdefault(key, i))
+            parent[max(a, b)] = min(a, b)  # the root is a lane's first study
+    lanes: dict[int, list[StudyKey]] = {}
+    for i, study in enumerate(studies):
+        lanes.setdefault(root(i), []).append(study)
+    return list(lanes.values())

@@ -17,20 +17,38 @@ from dicomcast.errors import MappingError
 from dicomcast.fhir.mapping.types import FhirVersion, Resource
 
 _MODULES = {"ImagingStudy": "imagingstudy", "Patient": "patient", "Observation": "observation", "Endpoint": "endpoint"}
+# The element types these resources hold (every golden output's): `fhir_core` imports an element's
+# model the first time a value of it is validated, which cost the first batch a tenth of a second.
+_ELEMENT_MODULES = (
+    "codeableconcept",
+    "codeablereference",
+    "coding",
+    "extension",
+    "humanname",
+    "identifier",
+    "meta",
+    "quantity",
+    "reference",
+)
+
+
+def _package(version: FhirVersion) -> str:
+    return "fhir.resources.R4B" if version is FhirVersion.R4 else "fhir.resources"
 
 
 @lru_cache(maxsize=16)
 def model(resource_type: str, version: FhirVersion) -> Any:
-    package = "fhir.resources.R4B" if version is FhirVersion.R4 else "fhir.resources"
-    module = importlib.import_module(f"{package}.{_MODULES[resource_type]}")
+    module = importlib.import_module(f"{_package(version)}.{_MODULES[resource_type]}")
     return getattr(module, resource_type)
 
 
 def load_models(version: FhirVersion) -> None:
-    """Import the release's models at start-up, not in the first study's mapping (a tenth of a
-    second of CPU, a few MB, counted once instead of in the first batch's time)."""
+    """Import the release's models and their element types at start-up, not in the first study's
+    mapping (a few tenths of a second of CPU and a few MB, once, instead of in the first batch)."""
     for resource_type in _MODULES:
         model(resource_type, version)
+    for name in _ELEMENT_MODULES:
+        importlib.import_module(f"{_package(version)}.{name}")
 
 
 def validated(resource: Resource, version: FhirVersion) -> Resource:

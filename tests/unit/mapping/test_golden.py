@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,30 @@ def test_golden_set_covers_the_issue_list() -> None:
         assert wanted in NAMES
     dose = _load(golden.GOLDEN / "generated_xray_dose_sr.R4.json")
     assert sum(r["resourceType"] == "Observation" for r in dose["resources"]) == 3
+
+
+_FIRST_USE = """
+import json, sys
+from pathlib import Path
+from dicomcast.fhir.mapping import FhirVersion, load_models
+from dicomcast.fhir.mapping.validate import validated
+version = FhirVersion(sys.argv[1])
+load_models(version)
+loaded = {m for m in sys.modules if m.startswith("fhir.resources")}
+for path in sorted(Path(sys.argv[2]).glob(f"*.{version.value}.json")):
+    for resource in json.loads(path.read_text(encoding="utf-8"))["resources"]:
+        validated(resource, version)
+print(" ".join(sorted({m for m in sys.modules if m.startswith("fhir.resources")} - loaded)))
+"""
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+def test_start_up_loads_every_model_the_golden_resources_use(version: FhirVersion) -> None:
+    """The first batch pays no model import: `load_models` brought in every element type."""
+    found = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE, version.value, str(golden.GOLDEN)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.split() == []

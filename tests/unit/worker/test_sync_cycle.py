@@ -173,6 +173,9 @@ def _key(value: str) -> PatientKey:
         ({"a": ["p1"], "b": ["p2"], "c": ["p1"]}, [["a", "c"], ["b"]]),
         ({"a": ["p1"], "b": ["p2"], "c": ["p2", "p1"]}, [["a", "b", "c"]]),  # c joins two lanes
         ({"a": [], "b": []}, [["a"], ["b"]]),  # no Patient key: a lane each
+        # d joins the lanes of a/c and b: the joined lane stays in feed order
+        ({"a": ["p1"], "b": ["p2"], "c": ["p1"], "d": ["p2", "p1"]}, [["a", "b", "c", "d"]]),
+        ({"a": ["p1"], "b": ["p2"], "c": ["p3"], "d": ["p3", "p2"], "e": ["p4"]}, [["a"], ["b", "c", "d"], ["e"]]),
     ],
 )
 def test_lanes_group_studies_that_share_a_patient(keys: dict[str, list[str]], lanes: list[list[str]]) -> None:
