@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dicomcast.errors import MappingError
+from dicomcast.fhir.mapping import shapes
 from dicomcast.fhir.mapping.types import FhirVersion, Resource
 
 _MODULES = {"ImagingStudy": "imagingstudy", "Patient": "patient", "Observation": "observation", "Endpoint": "endpoint"}
@@ -51,8 +52,30 @@ def load_models(version: FhirVersion) -> None:
         importlib.import_module(f"{_package(version)}.{name}")
 
 
+# Shapes the models accepted, with a check per primitive value (shapes.py).
+_ACCEPTED: dict[tuple[FhirVersion, shapes.Shape], list[shapes.Check]] = {}
+
+
 def validated(resource: Resource, version: FhirVersion) -> Resource:
-    """`resource` itself, once its release's model accepts it."""
+    """`resource` itself, once its release's model accepts it (or, of a shape the model accepted
+    before, once each primitive value passes its element's type: shapes.py)."""
+    found = shapes.shape_of(resource)
+    if found is None:
+        return _model_validated(resource, version)
+    shape, values = found
+    checks = _ACCEPTED.get((version, shape))
+    if checks is not None and all(check(value) for check, value in zip(checks, values, strict=True)):
+        return resource
+    _model_validated(resource, version)
+    if checks is None and len(_ACCEPTED) < shapes.MAX_SHAPES:
+        remembered = shapes.checks_for(resource, model(resource["resourceType"], version))
+        if remembered is not None and len(remembered) == len(values):
+            _ACCEPTED[(version, shape)] = remembered
+    return resource
+
+
+def _model_validated(resource: Resource, version: FhirVersion) -> Resource:
+    """`resource` itself, once its release's model accepts it; else MappingError naming where."""
     try:
         model(resource["resourceType"], version).model_validate(resource)
     except ValidationError as error:
@@ -61,4 +84,9 @@ def validated(resource: Resource, version: FhirVersion) -> Resource:
             for e in error.errors(include_input=False, include_url=False)[:5]
         )
         raise MappingError(f"produced {resource['resourceType']} is not valid FHIR {version.value}: {where}") from None
+    except (ValueError, TypeError, AttributeError) as error:  # a model's own validator tripping on a value
+        raise MappingError(
+            f"produced {resource['resourceType']} is not valid FHIR {version.value}: "
+            f"{type(error).__name__} in the model's validation"  # its text may quote the value
+        ) from None
     return resource

@@ -1,0 +1,138 @@
+"""Validation by remembered shape (shapes.py) accepts exactly what the models accept.
+
+Every golden resource is learned, then each of its primitive values in turn is replaced by values
+that are wrong for some FHIR type (empty, blank, spaced, too long, not a date, out of range, of
+another JSON type, null) and by the resource's own other values. For each variant, the verdict of
+`validated` must equal the verdict of the model itself, and the shape path must have decided most
+of them (else this test would prove nothing about it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dicomcast.errors import MappingError
+from dicomcast.fhir.mapping import FhirVersion, validate
+from dicomcast.fhir.mapping.shapes import shape_of
+from tests.unit.mapping import golden
+
+TEXTS = [
+    "",
+    " ",
+    " x",
+    "x ",
+    "a  b",
+    "a\tb",
+    "é",
+    "x" * 65,
+    "0",
+    "-1",
+    "01",
+    "1.5",
+    "2024",
+    "2024-13-01",
+    "2024-02-30",
+    "2024-01-01T25:00:00Z",
+    "2024-01-01T10:00:00",
+    "urn:oid:1..2",
+    "urn:oid:1.2.3",
+    "Patient/x",
+    "http://x y",
+]
+OTHERS: list[Any] = [0, -1, 2**31, True, None]  # same shape for numbers; the others test the way back
+OWN_VALUES = 4
+PER_VALUE = 12  # probes per place, rotating through all of them from place to place (time)  # of the resource's own texts, tried in every place
+
+
+def _resources(version: FhirVersion) -> Iterator[dict[str, Any]]:
+    """The golden resources of `version`, each distinct shape once."""
+    shapes = set()
+    for path in sorted(golden.GOLDEN.glob(f"*.{version.value}.json")):
+        for resource in json.loads(path.read_text(encoding="utf-8"))["resources"]:
+            found = shape_of(resource)
+            if found is not None and found[0] not in shapes:
+                shapes.add(found[0])
+                yield resource
+
+
+def _replaced(node: Any, index: int, value: Any, seen: list[int]) -> Any:
+    """`node` with its `index`-th primitive (in shapes.py's walk order) replaced by `value`."""
+    if isinstance(node, dict):
+        return {k: v if k == "resourceType" else _replaced(v, index, value, seen) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replaced(item, index, value, seen) for item in node]
+    seen[0] += 1
+    return value if seen[0] - 1 == index else node
+
+
+def _model_accepts(resource: dict[str, Any], version: FhirVersion) -> bool:
+    try:
+        validate.model(resource["resourceType"], version).model_validate(resource)
+    except (ValueError, TypeError, AttributeError):  # fhir_core's Url trips on a number
+        return False
+    return True
+
+
+def _validated_accepts(resource: dict[str, Any], version: FhirVersion) -> bool:
+    try:
+        validate.validated(resource, version)
+    except MappingError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
+    version: FhirVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "_ACCEPTED", {})
+    model_calls = Counter[str]()
+    by_model = validate._model_validated
+
+    def counted(resource: dict[str, Any], v: FhirVersion) -> dict[str, Any]:
+        model_calls["n"] += 1
+        return by_model(resource, v)
+
+    monkeypatch.setattr(validate, "_model_validated", counted)
+    outcomes = Counter[str]()
+    for resource in _resources(version):
+        validate.validated(resource, version)  # learned
+        found = shape_of(resource)
+        assert found is not None
+        shape, values = found
+        probes = [*TEXTS, *OTHERS, *sorted({v for v in values if isinstance(v, str)})[:OWN_VALUES]]
+        for index in range(len(values)):
+            start = index % len(probes)
+            for probe in (probes[start:] + probes[:start])[:PER_VALUE]:
+                variant = _replaced(resource, index, probe, [0])
+                before = model_calls["n"]
+                verdict = _validated_accepts(variant, version)
+                assert verdict == _model_accepts(variant, version), (resource["resourceType"], index, probe)
+                by = "shape" if model_calls["n"] == before else "model"
+                outcomes[f"{by} {'accepted' if verdict else 'refused'}"] += 1
+                if by == "model" and verdict and (shape_of(variant) or (None,))[0] == shape:
+                    outcomes["a check refused what the model accepts"] += 1
+    assert outcomes["a check refused what the model accepts"] == 0, outcomes
+    assert outcomes["shape accepted"] > 1000, outcomes
+    assert outcomes["model refused"] > 1000, outcomes  # a value the shape's checks refused, named by the model
+
+
+def test_a_value_the_checks_refuse_is_refused_with_the_models_words() -> None:
+    patient = {"resourceType": "Patient", "id": "a1", "birthDate": "2001-02-03"}
+    validate.validated(patient, FhirVersion.R4)
+    with pytest.raises(MappingError, match=r"birthDate: "):
+        validate.validated({**patient, "birthDate": "2001-02-30"}, FhirVersion.R4)
+    with pytest.raises(MappingError, match=r"id: "):
+        validate.validated({**patient, "id": "a b"}, FhirVersion.R4)
+
+
+def test_an_unknown_element_of_a_known_shape_is_refused() -> None:
+    patient = {"resourceType": "Patient", "id": "a2", "gender": "male"}
+    validate.validated(patient, FhirVersion.R4)
+    with pytest.raises(MappingError, match="gendr"):
+        validate.validated({"resourceType": "Patient", "id": "a2", "gendr": "male"}, FhirVersion.R4)
