@@ -28,19 +28,24 @@ DICOM_CAST_PAGE = 10
 
 
 class DicomCastStyle:
-    def __init__(self, fhir: FhirClient, source: AzureChangeFeedSource, options: MappingOptions) -> None:
+    def __init__(
+        self, fhir: FhirClient, source: AzureChangeFeedSource, options: MappingOptions, limit: int = 0
+    ) -> None:
         self.fhir = fhir
         self.source = source
         self.options = options
+        self.limit = limit  # stop after this many instances (0: none)
 
     def sync(self) -> int:
-        """Read the feed until caught up; returns the number of instances synced."""
+        """Read the feed until caught up (or `limit` instances); returns the number synced."""
         cursor, synced = None, 0
         while True:
             page = self.source.read_page(cursor)
             for entry in page.entries:
                 self.sync_instance(entry)
                 synced += 1
+                if synced == self.limit:
+                    return synced
             cursor = page.next_cursor
             if page.caught_up:
                 return synced
@@ -72,8 +77,10 @@ class DicomCastStyle:
             self.fhir.transaction(planned)
 
 
-def run_baseline(shape: str, dicom_root: str, fhir_url: str) -> Result:
-    """`dicom_root` is the service root without API version (the baseline reads v1, as DICOM Cast)."""
+def run_baseline(shape: str, dicom_root: str, fhir_url: str, limit: int = 0) -> Result:
+    """`dicom_root` is the service root without API version (the baseline reads v1, as DICOM Cast).
+    With `limit`, only the feed's first `limit` instances: its rate there can only flatter it, as
+    its writes grow with the studies it rewrites instance by instance."""
     counter = RequestCounter()
     fhir = FhirClient(make_client(fhir_url, pool_size=1, on_request=counter))
     source = AzureChangeFeedSource(
@@ -81,7 +88,7 @@ def run_baseline(shape: str, dicom_root: str, fhir_url: str) -> Result:
     )
     try:
         with Stopwatch() as watch:
-            synced = DicomCastStyle(fhir, source, MappingOptions()).sync()
+            synced = DicomCastStyle(fhir, source, MappingOptions(), limit).sync()
     finally:
         fhir.http.close()
         source.close()

@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--experiment", choices=("prefetch", "batch", "batch+prefetch"), help="dicomcast: a source decorator"
     )
     parser.add_argument("--cpu", type=int, help="pin this process to one core")
+    parser.add_argument("--limit", type=int, default=0, help="baseline: only the feed's first N instances")
     parser.add_argument("--out", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> Result:
     if args.variant == "baseline":
         from benchmarks.baseline import run_baseline
 
-        return run_baseline(args.shape, args.dicom, args.fhir)
+        return run_baseline(args.shape, args.dicom, args.fhir, args.limit)
     from benchmarks.ceiling import run_ceiling
 
     return run_ceiling(args.shape, args.fhir, args.resources, args.concurrency or 8)
