@@ -28,7 +28,10 @@ from pydantic.fields import FieldInfo
 Shape = tuple[Any, ...]
 Check = Callable[[Any], bool]
 MAX_LEAVES = 400  # a larger resource (a study of hundreds of instances) rarely repeats its shape
-MAX_SHAPES = 2048  # per process; beyond that, new shapes are validated by the model each time
+# Per process; beyond either, new shapes are validated by the model each time. About 150 bytes are
+# kept per value, so what is remembered stays under 16 MB whatever the studies look like.
+MAX_SHAPES = 2048
+MAX_REMEMBERED_VALUES = 100_000
 
 
 class _TooLargeError(Exception):

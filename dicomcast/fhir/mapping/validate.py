@@ -54,6 +54,7 @@ def load_models(version: FhirVersion) -> None:
 
 # Shapes the models accepted, with a check per primitive value (shapes.py).
 _ACCEPTED: dict[tuple[FhirVersion, shapes.Shape], list[shapes.Check]] = {}
+_REMEMBERED = [0]  # values of all the shapes in _ACCEPTED
 
 
 def validated(resource: Resource, version: FhirVersion) -> Resource:
@@ -67,11 +68,16 @@ def validated(resource: Resource, version: FhirVersion) -> Resource:
     if checks is not None and all(check(value) for check, value in zip(checks, values, strict=True)):
         return resource
     _model_validated(resource, version)
-    if checks is None and len(_ACCEPTED) < shapes.MAX_SHAPES:
+    if checks is None and _room_for(len(values)):
         remembered = shapes.checks_for(resource, model(resource["resourceType"], version))
         if remembered is not None and len(remembered) == len(values):
             _ACCEPTED[(version, shape)] = remembered
+            _REMEMBERED[0] += len(values)
     return resource
+
+
+def _room_for(values: int) -> bool:
+    return len(_ACCEPTED) < shapes.MAX_SHAPES and _REMEMBERED[0] + values <= shapes.MAX_REMEMBERED_VALUES
 
 
 def _model_validated(resource: Resource, version: FhirVersion) -> Resource:

@@ -91,6 +91,7 @@ def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
     version: FhirVersion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(validate, "_ACCEPTED", {})
+    monkeypatch.setattr(validate, "_REMEMBERED", [0])
     model_calls = Counter[str]()
     by_model = validate._model_validated
 
@@ -136,3 +137,16 @@ def test_an_unknown_element_of_a_known_shape_is_refused() -> None:
     validate.validated(patient, FhirVersion.R4)
     with pytest.raises(MappingError, match="gendr"):
         validate.validated({"resourceType": "Patient", "id": "a2", "gendr": "male"}, FhirVersion.R4)
+
+
+def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_REMEMBERED_VALUES, a new shape is validated by the model and not kept."""
+    monkeypatch.setattr(validate, "_ACCEPTED", {})
+    monkeypatch.setattr(validate, "_REMEMBERED", [0])
+    monkeypatch.setattr(validate.shapes, "MAX_REMEMBERED_VALUES", 4)
+    validate.validated({"resourceType": "Patient", "id": "b1", "gender": "male"}, FhirVersion.R4)  # 2 values
+    validate.validated({"resourceType": "Patient", "id": "b2", "gender": "male", "active": True}, FhirVersion.R4)
+    assert len(validate._ACCEPTED) == 1
+    assert validate._REMEMBERED == [2]
+    with pytest.raises(MappingError, match="active: "):
+        validate.validated({"resourceType": "Patient", "id": "b3", "gender": "male", "active": "maybe"}, FhirVersion.R4)
