@@ -48,7 +48,7 @@ def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult
     groups = by_study(entries)
     if not groups:
         return SyncResult()
-    contexts = {partition: source_context(ctx, partition) for partition, _ in groups}
+    contexts = {partition: source_context(ctx, partition) for partition in dict.fromkeys(p for p, _ in groups)}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # both searches at once
         studies = pool.submit(
             copy_context().run, ctx.retry, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
