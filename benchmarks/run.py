@@ -50,7 +50,8 @@ def bench_shape(shape: Shape, args: argparse.Namespace, out_dir: Path) -> ShapeR
         save_final(final, resources)
         if not args.skip_baseline:
             with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
-                limit = ["--limit", str(args.baseline_instances)] if args.baseline_instances < shape.total else []
+                partial = args.baseline_instances is not None and args.baseline_instances < shape.total
+                limit = ["--limit", str(args.baseline_instances)] if partial else []
                 report.results["baseline"] = run_variant("baseline", shape, out_dir, *dicom, "--fhir", url, *limit)
                 if not limit:  # a partial baseline leaves the rest unsynced by design
                     report.problems += [f"baseline: {p}" for p in verify(fetch_final(fhir.url), shape)]
@@ -111,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline-instances",
         type=int,
-        default=1_000_000_000,
+        default=None,
         metavar="N",
         help="the baseline syncs only the feed's first N instances of a larger shape: its rate there "
         "can only flatter it (its rewrites grow with the studies); default: all",
@@ -147,7 +148,7 @@ def header(args: argparse.Namespace, out_dir: Path) -> str:
         f"logs and raw results: {out_dir}"
         + (
             f"\nbaseline: the feed's first {args.baseline_instances} instances of larger shapes"
-            if args.baseline_instances < 1_000_000_000 and not args.skip_baseline
+            if args.baseline_instances is not None and not args.skip_baseline
             else ""
         )
     )
