@@ -16,6 +16,7 @@ from dicomcast.fhir.mapping.identity import PatientBook, PatientIdentityConflict
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.instance import InstanceFacts, extract
 from dicomcast.fhir.mapping.issues import Issues
+from dicomcast.fhir.mapping.reads import StudyReads
 from dicomcast.fhir.mapping.study import StudyMerger, without_meta
 from dicomcast.fhir.mapping.types import (
     EntryFailure,
@@ -48,6 +49,7 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
     merger = StudyMerger(study.study_uid, new_id, existing, context, options.fhir_version)
     book = PatientBook(study.existing_patients)
     reports: dict[str, _DoseReport | None] = {}
+    reads = StudyReads()
     for entry in study.entries:
         if entry.action is ChangeAction.DELETE:
             merger.remove(entry.series_uid, entry.sop_instance_uid)
@@ -55,7 +57,7 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
             continue
         if entry.metadata is None or entry.state is ChangeState.DELETED:
             continue  # nothing to map: the instance is gone or its metadata was not read
-        facts = _extract(entry, entry.metadata, options, output)
+        facts = _extract(entry, entry.metadata, options, output, reads)
         if facts is None:
             continue
         try:
@@ -77,11 +79,11 @@ def map_study(study: StudyInput, context: SourceContext, options: MappingOptions
 
 
 def _extract(
-    entry: ChangeEntry, metadata: DicomJson, options: MappingOptions, output: StudyOutput
+    entry: ChangeEntry, metadata: DicomJson, options: MappingOptions, output: StudyOutput, reads: StudyReads
 ) -> InstanceFacts | None:
     issues = Issues(entry.sequence, options.enforce_validation)
     try:
-        facts = extract(entry, metadata, options, issues)
+        facts = extract(entry, metadata, options, issues, reads)
     except MappingError as error:
         output.failures.append(EntryFailure(entry, FailureClass.DICOM, str(error)))
         return None

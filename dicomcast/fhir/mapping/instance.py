@@ -20,6 +20,7 @@ from dicomcast.fhir.mapping import patient as patients
 from dicomcast.fhir.mapping.coding_schemes import scheme_system
 from dicomcast.fhir.mapping.datatypes import date_time, display_name
 from dicomcast.fhir.mapping.issues import Issues, required
+from dicomcast.fhir.mapping.reads import StudyReads
 from dicomcast.fhir.mapping.terminology import (
     DCM,
     PARTICIPATION_TYPE,
@@ -77,8 +78,11 @@ def _uid(data: DicomJson, tag: str, what: str, expected: str) -> str:
     return value
 
 
-def extract(entry: ChangeEntry, data: DicomJson, options: MappingOptions, issues: Issues) -> InstanceFacts:
-    """The facts of one create/update entry. Raises MappingError when the entry cannot be used."""
+def extract(
+    entry: ChangeEntry, data: DicomJson, options: MappingOptions, issues: Issues, reads: StudyReads | None = None
+) -> InstanceFacts:
+    """The facts of one create/update entry. Raises MappingError when the entry cannot be used.
+    `reads`: what earlier instances of the study read, reused where the same (reads.py)."""
     study_uid = _uid(data, tags.STUDY_INSTANCE_UID, "StudyInstanceUID", entry.study_uid)
     series_uid = _uid(data, tags.SERIES_INSTANCE_UID, "SeriesInstanceUID", entry.series_uid)
     sop_uid = _uid(data, tags.SOP_INSTANCE_UID, "SOPInstanceUID", entry.sop_instance_uid)
@@ -86,24 +90,58 @@ def extract(entry: ChangeEntry, data: DicomJson, options: MappingOptions, issues
     modality = required(lambda: dj.text(data, tags.MODALITY, 64), tags.MODALITY, "Modality")
     if len(modality) > 16 or not is_code(modality):
         raise MappingError("invalid Modality: not a DICOM code string", tag=tags.MODALITY)
-    key = required(lambda: patients.read_key(data, options, issues), tags.PATIENT_ID, "PatientID")
-
-    facts = InstanceFacts(
+    reads = reads or StudyReads()
+    subject = reads.part("study", data, issues, lambda d, i: _subject(d, options, i))
+    series, image_level = reads.part(
+        ("series", series_uid, modality, subject.offset),
+        data,
+        issues,
+        lambda d, i: _series(d, options, i, subject.offset, series_uid, modality),
+    )
+    return InstanceFacts(
         sequence=entry.sequence,
         study_uid=study_uid,
         series_uid=series_uid,
         sop_instance_uid=sop_uid,
-        patient=patients.read_facts(data, key, options, issues),
+        patient=subject.patient,
+        study=subject.study,
+        accession=subject.accession,
+        requested_procedure=subject.requested_procedure,
+        study_id=subject.study_id,
+        series=series,
+        image_level=image_level,
+        instance=_instance(data, issues, sop_uid, sop_class),
+        is_dose_report=_is_dose_report(data),
     )
-    version = options.fhir_version
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """The patient and study attributes an instance carries (the same in most of a study's)."""
+
+    patient: patients.PatientFacts
+    offset: str | None
+    study: dict[str, Any]
+    accession: dict[str, Any] | None
+    requested_procedure: str | None
+    study_id: str | None
+
+
+def _subject(data: DicomJson, options: MappingOptions, issues: Issues) -> _Subject:
+    key = required(lambda: patients.read_key(data, options, issues), tags.PATIENT_ID, "PatientID")
+    patient = patients.read_facts(data, key, options, issues)
     offset = issues.optional(lambda: dj.timezone_offset(data), None)
-    _study(facts, data, options, issues, offset)
-    _series(facts, data, options, issues, offset, modality)
-    facts.instance = _instance(data, issues, sop_uid, sop_class)
-    facts.is_dose_report = _is_dose_report(data)
-    if version is FhirVersion.R5:
-        facts.study.pop("interpreter", None)
-    return facts
+    study = _study(data, options, issues, offset)
+    accession = issues.optional(lambda: _accession(data, options), None)
+    requested = issues.optional_list(lambda: dj.code_items(data, tags.REQUESTED_PROCEDURE_CODE_SEQUENCE))
+    return _Subject(
+        patient=patient,
+        offset=offset,
+        study=study,
+        accession=accession,
+        requested_procedure=next((c.meaning or c.value for c in requested), None),
+        study_id=issues.optional(lambda: dj.text(data, tags.STUDY_ID, 64), None),
+    )
 
 
 def _started(
@@ -114,9 +152,10 @@ def _started(
     return date_time(day, time, offset, options.default_timezone)
 
 
-def _study(facts: InstanceFacts, data: DicomJson, options: MappingOptions, issues: Issues, offset: str | None) -> None:
+def _study(data: DicomJson, options: MappingOptions, issues: Issues, offset: str | None) -> dict[str, Any]:
+    """The ImagingStudy elements an instance sets, by name."""
     version = options.fhir_version
-    study = facts.study
+    study: dict[str, Any] = {}
     study["started"] = _started(data, options, issues, offset, (tags.STUDY_DATE, tags.STUDY_TIME))
     study["description"] = issues.optional(lambda: dj.text(data, tags.STUDY_DESCRIPTION), None)
     referrers = issues.optional_list(
@@ -138,13 +177,9 @@ def _study(facts: InstanceFacts, data: DicomJson, options: MappingOptions, issue
     location = issues.optional(lambda: dj.text(data, tags.INSTITUTIONAL_DEPARTMENT_NAME), None)
     location = location or issues.optional(lambda: dj.text(data, tags.PERFORMED_LOCATION), None)
     study["location"] = {"display": location} if location else None
-    for name_, value in list(study.items()):
-        if value is None:
-            del study[name_]
-    facts.accession = issues.optional(lambda: _accession(data, options), None)
-    requested = issues.optional_list(lambda: dj.code_items(data, tags.REQUESTED_PROCEDURE_CODE_SEQUENCE))
-    facts.requested_procedure = next((c.meaning or c.value for c in requested), None)
-    facts.study_id = issues.optional(lambda: dj.text(data, tags.STUDY_ID, 64), None)
+    if version is FhirVersion.R5:
+        study["interpreter"] = None  # read all the same: its warnings are the same in both releases
+    return {name_: value for name_, value in study.items() if value is not None}
 
 
 def _reasons(data: DicomJson) -> list[dict[str, Any]]:
@@ -181,16 +216,18 @@ def _accession(data: DicomJson, options: MappingOptions) -> dict[str, Any] | Non
 
 
 def _series(
-    facts: InstanceFacts,
     data: DicomJson,
     options: MappingOptions,
     issues: Issues,
     offset: str | None,
+    series_uid: str,
     modality: str,
-) -> None:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The series elements an instance sets, and its IMAGE_LEVEL ones (both by name)."""
     version = options.fhir_version
+    image_level: dict[str, Any] = {}
     series: dict[str, Any] = {
-        "uid": facts.series_uid,
+        "uid": series_uid,
         "modality": _concept(version, {"system": DCM, "code": modality}),
     }
     number = issues.optional(lambda: dj.integer(data, tags.SERIES_NUMBER), None)
@@ -207,21 +244,21 @@ def _series(
     body_site = issues.optional(lambda: _body_site(data, issues), None)
     if body_site:
         body_site = {"concept": {"coding": [body_site]}} if version is FhirVersion.R5 else body_site
-        facts.image_level["bodySite"] = body_site
+        image_level["bodySite"] = body_site
     laterality = issues.optional(lambda: _laterality(data, tags.LATERALITY, issues), None)
     if laterality:
         series["laterality"] = _concept(version, laterality)
     else:
         image_laterality = issues.optional(lambda: _laterality(data, tags.IMAGE_LATERALITY, issues), None)
         if image_laterality:
-            facts.image_level["laterality"] = _concept(version, image_laterality)
+            image_level["laterality"] = _concept(version, image_laterality)
     specimens = issues.optional_list(lambda: _specimens(data, options))
     if specimens:
         series["specimen"] = specimens
     performers = issues.optional_list(lambda: _performers(data))
     if performers:
         series["performer"] = performers
-    facts.series = series
+    return series, image_level
 
 
 def _body_site(data: DicomJson, issues: Issues) -> dict[str, Any] | None:

@@ -1,0 +1,112 @@
+"""Reads that repeat across a study's instances, done once per study.
+
+The instances of a study carry the same patient and study attributes, and those of a series the
+same series attributes; reading them again for every instance was most of a large study's mapping
+CPU. A part of `instance.extract` runs on a dataset that notes every element it reads. The next
+instance reuses the part's result when each of those elements is the same there, compared as
+marshal bytes, so that 1, 1.0 and true stay different as they are to the readers. The part's
+warnings are given again under the new entry's sequence; a part that fails is not kept.
+"""
+
+from __future__ import annotations
+
+import marshal
+import typing
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dicomcast.dicom.dicomjson import DicomJson
+from dicomcast.fhir.mapping.issues import Issues
+from dicomcast.fhir.mapping.types import MappingWarning
+
+T = TypeVar("T")
+_ABSENT = ()  # stands for a missing element: no JSON value is a tuple
+_MARSHAL_VERSION = 2  # without back-references, so equal values give equal bytes
+
+
+def _bytes(value: Any) -> bytes | None:
+    """The value as bytes; None when it is not plain JSON data (then never reused)."""
+    try:
+        return marshal.dumps(value, _MARSHAL_VERSION)
+    except ValueError:
+        return None
+
+
+class _Recording(dict[str, Any]):
+    """The dataset, noting each element read (the readers go through `get`, dicomjson.values)."""
+
+    def __init__(self, data: DicomJson) -> None:
+        super().__init__(data)
+        self.read: dict[str, bytes] = {}
+        self.unusable = False  # iterated (which elements matter is unknown), or not plain JSON
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = dict.get(self, key, _ABSENT)
+        if key not in self.read:
+            as_bytes = _bytes(value)
+            self.unusable = self.unusable or as_bytes is None
+            self.read[key] = as_bytes or b""
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
+
+    def __iter__(self) -> Iterator[str]:
+        self.unusable = True
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.unusable = True
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self.unusable = True
+        return super().keys()
+
+    def values(self) -> Any:
+        self.unusable = True
+        return super().values()
+
+    def items(self) -> Any:
+        self.unusable = True
+        return super().items()
+
+
+@dataclass(frozen=True)
+class _Kept:
+    read: tuple[tuple[str, bytes], ...]
+    result: Any
+    warnings: tuple[tuple[str | None, str, str], ...]
+
+
+class StudyReads:
+    """The parts read so far in one study (one `map_study` call), by part and arguments."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, _Kept] = {}
+
+    def part(self, key: Hashable, data: DicomJson, issues: Issues, read: Callable[[DicomJson, Issues], T]) -> T:
+        """`read(data, issues)`, or its result for an earlier instance whose elements it read are equal."""
+        kept = self._kept.get(key)
+        if kept is not None and _same(kept.read, data):
+            issues.warnings += [MappingWarning(issues.sequence, tag, text, kind) for tag, text, kind in kept.warnings]
+            return typing.cast("T", kept.result)
+        recording = _Recording(data)
+        own = Issues(issues.sequence, issues.enforce)
+        result = read(recording, own)
+        issues.warnings += own.warnings
+        if not recording.unusable:
+            warnings = tuple((w.tag, w.message, w.kind) for w in own.warnings)
+            self._kept[key] = _Kept(tuple(recording.read.items()), result, warnings)
+        return result
+
+
+def _same(read: tuple[tuple[str, bytes], ...], data: DicomJson) -> bool:
+    return all(_bytes(data.get(tag, _ABSENT)) == value for tag, value in read)
