@@ -5,7 +5,8 @@ same series attributes; reading them again for every instance was most of a larg
 CPU. A part of `instance.extract` runs on a dataset that notes every element it reads. The next
 instance reuses the part's result when each of those elements is the same there, compared as
 marshal bytes, so that 1, 1.0 and true stay different as they are to the readers. The part's
-warnings are given again under the new entry's sequence; a part that fails is not kept.
+warnings are given again under the new entry's sequence; a part that fails is not kept. A part is
+recorded the second time it is read, so that a study of one instance pays nothing for this.
 """
 
 from __future__ import annotations
@@ -38,15 +39,12 @@ class _Recording(dict[str, Any]):
 
     def __init__(self, data: DicomJson) -> None:
         super().__init__(data)
-        self.read: dict[str, bytes] = {}
-        self.unusable = False  # iterated (which elements matter is unknown), or not plain JSON
+        self.read: dict[str, Any] = {}
+        self.unusable = False  # iterated: which elements matter is unknown
 
     def get(self, key: str, default: Any = None) -> Any:
         value = dict.get(self, key, _ABSENT)
-        if key not in self.read:
-            as_bytes = _bytes(value)
-            self.unusable = self.unusable or as_bytes is None
-            self.read[key] = as_bytes or b""
+        self.read[key] = value
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: str) -> Any:
@@ -81,7 +79,8 @@ class _Recording(dict[str, Any]):
 
 @dataclass(frozen=True)
 class _Kept:
-    read: tuple[tuple[str, bytes], ...]
+    tags: tuple[str, ...]  # the elements read
+    read: bytes  # their values (or absence), in that order, as marshal bytes
     result: Any
     warnings: tuple[tuple[str | None, str, str], ...]
 
@@ -90,23 +89,23 @@ class StudyReads:
     """The parts read so far in one study (one `map_study` call), by part and arguments."""
 
     def __init__(self) -> None:
-        self._kept: dict[Hashable, _Kept] = {}
+        self._kept: dict[Hashable, _Kept | None] = {}  # None: read once, not recorded
 
     def part(self, key: Hashable, data: DicomJson, issues: Issues, read: Callable[[DicomJson, Issues], T]) -> T:
         """`read(data, issues)`, or its result for an earlier instance whose elements it read are equal."""
-        kept = self._kept.get(key)
-        if kept is not None and _same(kept.read, data):
+        if key not in self._kept:  # the first time: read plainly (most studies have one instance)
+            self._kept[key] = None
+            return read(data, issues)
+        kept = self._kept[key]
+        if kept is not None and _bytes([data.get(tag, _ABSENT) for tag in kept.tags]) == kept.read:
             issues.warnings += [MappingWarning(issues.sequence, tag, text, kind) for tag, text, kind in kept.warnings]
             return typing.cast("T", kept.result)
         recording = _Recording(data)
         own = Issues(issues.sequence, issues.enforce)
         result = read(recording, own)
         issues.warnings += own.warnings
-        if not recording.unusable:
+        read_bytes = _bytes(list(recording.read.values()))
+        if read_bytes is not None and not recording.unusable:
             warnings = tuple((w.tag, w.message, w.kind) for w in own.warnings)
-            self._kept[key] = _Kept(tuple(recording.read.items()), result, warnings)
+            self._kept[key] = _Kept(tuple(recording.read), read_bytes, result, warnings)
         return result
-
-
-def _same(read: tuple[tuple[str, bytes], ...], data: DicomJson) -> bool:
-    return all(_bytes(data.get(tag, _ABSENT)) == value for tag, value in read)

@@ -9,16 +9,21 @@ And each primitive value against its element's FHIR type (an `id`'s pattern and 
 is valid exactly when each of its values passes its element's type, and those types are checked
 with the very pydantic validators the model uses (a TypeAdapter of the element's annotation).
 
-Dicomcast maps one-instance studies by the thousand, all of a few shapes: model by model, most of
-their CPU went to validation. A resource of a shape not seen yet, or with a value that fails, is
-validated by the model as before, which names what is wrong.
+A list's shape is the set of its items' distinct shapes: the model validates each item of a list
+alone, by the same element type, and sets no bound on a list's length. So a study of 1,000
+instances has the shape of one of 10 when its instances are alike, and large studies are checked
+value by value too.
+
+Dicomcast maps studies by the thousand, all of a few shapes: model by model, most of their CPU went
+to validation. A resource of a shape not seen yet, or with a value that fails, is validated by the
+model as before, which names what is wrong.
 """
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from fhir_core.types import FhirBase
@@ -27,84 +32,103 @@ from pydantic.fields import FieldInfo
 
 Shape = tuple[Any, ...]
 Check = Callable[[Any], bool]
-MAX_LEAVES = 400  # a larger resource (a study of hundreds of instances) rarely repeats its shape
-# Per process; beyond either, new shapes are validated by the model each time. About 150 bytes are
-# kept per value, so what is remembered stays under 16 MB whatever the studies look like.
+# Per process; beyond either, new shapes are validated by the model each time. A remembered shape
+# keeps about 150 bytes per place, so what is remembered stays under 16 MB whatever the studies are.
 MAX_SHAPES = 2048
-MAX_REMEMBERED_VALUES = 100_000
+MAX_REMEMBERED_PLACES = 100_000
 
 
-class _TooLargeError(Exception):
-    pass
+class _RefusedError(Exception):
+    """A value failed its check, or an element is not in the model: the model decides."""
 
 
-def shape_of(resource: dict[str, Any]) -> tuple[Shape, list[Any]] | None:
-    """The resource's shape and its primitive values in walk order; None past MAX_LEAVES."""
-    leaves: list[Any] = []
+def checked_shape(resource: dict[str, Any], model: type[BaseModel]) -> Shape | None:
+    """The resource's shape, once every primitive value passes its element's check (the model's
+    own field types); None when one does not, or an element is not found in the model."""
     try:
-        return _dict_shape(resource, leaves), leaves
-    except _TooLargeError:
+        return _dict_shape(resource, _places_of(model))
+    except (_RefusedError, KeyError):
         return None
 
 
-def _dict_shape(node: dict[str, Any], leaves: list[Any]) -> Shape:
-    return tuple((key, ("=", value) if key == "resourceType" else _shape(value, leaves)) for key, value in node.items())
+def places(shape: Shape) -> int:
+    """How many primitive places a shape has (what remembering it costs)."""
+    count = 0
+    for part in shape:
+        if isinstance(part, tuple):
+            count += places(part)
+        elif isinstance(part, type):
+            count += 1
+    return count
 
 
-def _shape(value: Any, leaves: list[Any]) -> Any:
-    if isinstance(value, dict):
-        return _dict_shape(value, leaves)
-    if isinstance(value, list):
-        return ("[", *(_shape(item, leaves) for item in value))
-    if len(leaves) >= MAX_LEAVES:
-        raise _TooLargeError
-    leaves.append(value)
-    return type(value)
+class _Place:
+    """One element of a model: its field, and (found when first needed) its checks and the
+    places of its element type."""
+
+    def __init__(self, field: FieldInfo) -> None:
+        self.field = field
+
+    @cached_property
+    def check(self) -> Check:
+        return _passes(TypeAdapter(_annotated(self.field.annotation, self.field)))
+
+    @cached_property
+    def item_check(self) -> Check:
+        """A check of one value of a list of primitives (`HumanName.given`): the list's item type."""
+        items = [a for a in _types_in(self.field.annotation) if typing.get_origin(a) is list]
+        if not items:
+            raise KeyError("not a list")
+        return _passes(TypeAdapter(typing.get_args(items[0])[0]))
+
+    @cached_property
+    def element(self) -> dict[str, _Place]:
+        return _places_of(_element_model(self.field))
 
 
-def checks_for(resource: dict[str, Any], model: type[BaseModel]) -> list[Check] | None:
-    """One check per primitive value, in `shape_of`'s order, from the model's own field types; None
-    when an element is not found in the model (the model rejected it: nothing to remember)."""
-    checks: list[Check] = []
-    try:
-        _dict_checks(resource, model, checks)
-    except KeyError:
-        return None
-    return checks
+@lru_cache(maxsize=512)
+def _places_of(model: type[BaseModel]) -> dict[str, _Place]:
+    """The model's elements by JSON name (the alias, else the Python name: populate_by_name)."""
+    places_: dict[str, _Place] = {}
+    for name, field in model.model_fields.items():
+        places_.setdefault(name, _Place(field))
+        if field.alias:
+            places_[field.alias] = places_[name] if field.alias == name else _Place(field)
+    return places_
 
 
-def _dict_checks(node: dict[str, Any], model: type[BaseModel], checks: list[Check]) -> None:
+def _dict_shape(node: dict[str, Any], places_: dict[str, _Place]) -> Shape:
+    parts: list[Any] = []
     for key, value in node.items():
         if key == "resourceType":
+            parts.append((key, ("=", value)))
             continue
-        field = _field(model, key)
-        _value_checks(value, field, checks)
+        place = places_[key]
+        if isinstance(value, dict):
+            parts.append((key, _dict_shape(value, place.element)))
+        elif isinstance(value, list):
+            parts.append((key, _list_shape(value, place)))
+        elif place.check(value):
+            parts.append((key, type(value)))
+        else:
+            raise _RefusedError
+    return tuple(parts)
 
 
-def _value_checks(value: Any, field: FieldInfo, checks: list[Check]) -> None:
-    if isinstance(value, dict):
-        _dict_checks(value, _element_model(field), checks)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict):
-                _dict_checks(item, _element_model(field), checks)
-            elif isinstance(item, list):
-                raise KeyError("a list in a list")  # no FHIR element is one; the model said so
-            else:
-                checks.append(_item_check(field))
-    else:
-        checks.append(_value_check(field))
+def _list_shape(items: list[Any], place: _Place) -> Shape:
+    if len(items) == 1:
+        return ("[", _item_shape(items[0], place))
+    return ("[", *dict.fromkeys(_item_shape(item, place) for item in items))
 
 
-@lru_cache(maxsize=4096)
-def _field(model: type[BaseModel], key: str) -> FieldInfo:
-    fields: dict[str, FieldInfo] = model.model_fields
-    for name, field in fields.items():
-        if field.alias == key or (name == key and not field.alias):
-            return field
-    if key in fields:  # populate_by_name: the Python name is accepted too
-        return fields[key]
-    raise KeyError(key)
+def _item_shape(item: Any, place: _Place) -> Any:
+    if isinstance(item, dict):
+        return _dict_shape(item, place.element)
+    if isinstance(item, list):
+        raise KeyError("a list in a list")  # no FHIR element is one
+    if not place.item_check(item):
+        raise _RefusedError
+    return type(item)
 
 
 @lru_cache(maxsize=4096)
@@ -123,20 +147,6 @@ def _types_in(annotation: Any) -> list[Any]:
         if typing.get_origin(current) is not typing.Annotated:
             stack.extend(typing.get_args(current))
     return found
-
-
-@lru_cache(maxsize=4096)
-def _value_check(field: FieldInfo) -> Check:
-    return _passes(TypeAdapter(_annotated(field.annotation, field)))
-
-
-@lru_cache(maxsize=4096)
-def _item_check(field: FieldInfo) -> Check:
-    """A check of one value of a list of primitives (`HumanName.given`): the list's item type."""
-    items = [a for a in _types_in(field.annotation) if typing.get_origin(a) is list]
-    if not items:
-        raise KeyError("not a list")
-    return _passes(TypeAdapter(typing.get_args(items[0])[0]))
 
 
 def _annotated(annotation: Any, field: FieldInfo) -> Any:

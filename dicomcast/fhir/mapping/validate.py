@@ -52,32 +52,29 @@ def load_models(version: FhirVersion) -> None:
         importlib.import_module(f"{_package(version)}.{name}")
 
 
-# Shapes the models accepted, with a check per primitive value (shapes.py).
-_ACCEPTED: dict[tuple[FhirVersion, shapes.Shape], list[shapes.Check]] = {}
-_REMEMBERED = [0]  # values of all the shapes in _ACCEPTED
+# Shapes the models accepted (shapes.py), and their places in all.
+_ACCEPTED: set[tuple[FhirVersion, shapes.Shape]] = set()
+_REMEMBERED = [0]
 
 
 def validated(resource: Resource, version: FhirVersion) -> Resource:
     """`resource` itself, once its release's model accepts it (or, of a shape the model accepted
     before, once each primitive value passes its element's type: shapes.py)."""
-    found = shapes.shape_of(resource)
-    if found is None:
-        return _model_validated(resource, version)
-    shape, values = found
-    checks = _ACCEPTED.get((version, shape))
-    if checks is not None and all(check(value) for check, value in zip(checks, values, strict=True)):
+    release_model = model(resource["resourceType"], version)
+    shape = shapes.checked_shape(resource, release_model)
+    if shape is not None and (version, shape) in _ACCEPTED:
         return resource
     _model_validated(resource, version)
-    if checks is None and _room_for(len(values)):
-        remembered = shapes.checks_for(resource, model(resource["resourceType"], version))
-        if remembered is not None and len(remembered) == len(values):
-            _ACCEPTED[(version, shape)] = remembered
-            _REMEMBERED[0] += len(values)
+    if shape is not None:  # the model and every check accepted it
+        _remember(version, shape)
     return resource
 
 
-def _room_for(values: int) -> bool:
-    return len(_ACCEPTED) < shapes.MAX_SHAPES and _REMEMBERED[0] + values <= shapes.MAX_REMEMBERED_VALUES
+def _remember(version: FhirVersion, shape: shapes.Shape) -> None:
+    places = shapes.places(shape)
+    if len(_ACCEPTED) < shapes.MAX_SHAPES and _REMEMBERED[0] + places <= shapes.MAX_REMEMBERED_PLACES:
+        _ACCEPTED.add((version, shape))
+        _REMEMBERED[0] += places
 
 
 def _model_validated(resource: Resource, version: FhirVersion) -> Resource:

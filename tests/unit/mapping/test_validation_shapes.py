@@ -2,13 +2,15 @@
 
 Every golden resource is learned, then each of its primitive values in turn is replaced by values
 that are wrong for some FHIR type (empty, blank, spaced, too long, not a date, out of range, of
-another JSON type, null) and by the resource's own other values. For each variant, the verdict of
-`validated` must equal the verdict of the model itself, and the shape path must have decided most
-of them (else this test would prove nothing about it).
+another JSON type, null) and by the resource's own other values. The same is done to the resource
+grown by one more item in every list (a list's shape is its items' distinct shapes). For each
+variant, the verdict of `validated` must equal the verdict of the model itself, and the shape path
+must have decided most of them (else this test would prove nothing about it).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -17,8 +19,7 @@ from typing import Any
 import pytest
 
 from dicomcast.errors import MappingError
-from dicomcast.fhir.mapping import FhirVersion, validate
-from dicomcast.fhir.mapping.shapes import shape_of
+from dicomcast.fhir.mapping import FhirVersion, shapes, validate
 from tests.unit.mapping import golden
 
 TEXTS = [
@@ -46,7 +47,34 @@ TEXTS = [
 ]
 OTHERS: list[Any] = [0, -1, 2**31, True, None]  # same shape for numbers; the others test the way back
 OWN_VALUES = 4
-PER_VALUE = 12  # probes per place, rotating through all of them from place to place (time)  # of the resource's own texts, tried in every place
+PER_VALUE = 12  # probes per place, rotating through all of them from place to place (time)
+PER_GROWN_VALUE = 2  # the same in the grown resources, which have about twice the places
+
+
+def _folded(node: Any) -> Any:
+    """The shape as shapes.py folds it, without the checks: lists as their items' distinct shapes."""
+    if isinstance(node, dict):
+        return tuple((k, ("=", v) if k == "resourceType" else _folded(v)) for k, v in node.items())
+    if isinstance(node, list):
+        return ("[", *dict.fromkeys(_folded(item) for item in node))
+    return type(node)
+
+
+def _grown(node: Any) -> Any:
+    """`node` with one more item (a copy of its first) in every non-empty list."""
+    if isinstance(node, dict):
+        return {k: _grown(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_grown(item) for item in [*node, *node[:1]]]
+    return node
+
+
+def _leaves(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() if k != "resourceType" for leaf in _leaves(v)]
+    if isinstance(node, list):
+        return [leaf for item in node for leaf in _leaves(item)]
+    return [node]
 
 
 def _resources(version: FhirVersion) -> Iterator[dict[str, Any]]:
@@ -54,9 +82,8 @@ def _resources(version: FhirVersion) -> Iterator[dict[str, Any]]:
     shapes = set()
     for path in sorted(golden.GOLDEN.glob(f"*.{version.value}.json")):
         for resource in json.loads(path.read_text(encoding="utf-8"))["resources"]:
-            found = shape_of(resource)
-            if found is not None and found[0] not in shapes:
-                shapes.add(found[0])
+            if _folded(resource) not in shapes:
+                shapes.add(_folded(resource))
                 yield resource
 
 
@@ -90,7 +117,7 @@ def _validated_accepts(resource: dict[str, Any], version: FhirVersion) -> bool:
 def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
     version: FhirVersion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate, "_ACCEPTED", {})
+    monkeypatch.setattr(validate, "_ACCEPTED", set())
     monkeypatch.setattr(validate, "_REMEMBERED", [0])
     model_calls = Counter[str]()
     by_model = validate._model_validated
@@ -103,21 +130,22 @@ def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
     outcomes = Counter[str]()
     for resource in _resources(version):
         validate.validated(resource, version)  # learned
-        found = shape_of(resource)
-        assert found is not None
-        shape, values = found
-        probes = [*TEXTS, *OTHERS, *sorted({v for v in values if isinstance(v, str)})[:OWN_VALUES]]
-        for index in range(len(values)):
-            start = index % len(probes)
-            for probe in (probes[start:] + probes[:start])[:PER_VALUE]:
-                variant = _replaced(resource, index, probe, [0])
-                before = model_calls["n"]
-                verdict = _validated_accepts(variant, version)
-                assert verdict == _model_accepts(variant, version), (resource["resourceType"], index, probe)
-                by = "shape" if model_calls["n"] == before else "model"
-                outcomes[f"{by} {'accepted' if verdict else 'refused'}"] += 1
-                if by == "model" and verdict and (shape_of(variant) or (None,))[0] == shape:
-                    outcomes["a check refused what the model accepts"] += 1
+        grown = _grown(resource)
+        assert _folded(grown) == _folded(resource)
+        for start, per_value in ((resource, PER_VALUE), (grown, PER_GROWN_VALUE)):
+            values = _leaves(start)
+            probes = [*TEXTS, *OTHERS, *sorted({v for v in values if isinstance(v, str)})[:OWN_VALUES]]
+            for index in range(len(values)):
+                first = index % len(probes)
+                for probe in (probes[first:] + probes[:first])[:per_value]:
+                    variant = _replaced(start, index, copy.deepcopy(probe), [0])
+                    before = model_calls["n"]
+                    verdict = _validated_accepts(variant, version)
+                    assert verdict == _model_accepts(variant, version), (resource["resourceType"], index, probe)
+                    by = "shape" if model_calls["n"] == before else "model"
+                    outcomes[f"{by} {'accepted' if verdict else 'refused'}"] += 1
+                    if by == "model" and verdict and _folded(variant) == _folded(resource):
+                        outcomes["a check refused what the model accepts"] += 1
     assert outcomes["a check refused what the model accepts"] == 0, outcomes
     assert outcomes["shape accepted"] > 1000, outcomes
     assert outcomes["model refused"] > 1000, outcomes  # a value the shape's checks refused, named by the model
@@ -140,13 +168,55 @@ def test_an_unknown_element_of_a_known_shape_is_refused() -> None:
 
 
 def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past MAX_REMEMBERED_VALUES, a new shape is validated by the model and not kept."""
-    monkeypatch.setattr(validate, "_ACCEPTED", {})
+    """Past MAX_REMEMBERED_PLACES, a new shape is validated by the model and not kept."""
+    monkeypatch.setattr(validate, "_ACCEPTED", set())
     monkeypatch.setattr(validate, "_REMEMBERED", [0])
-    monkeypatch.setattr(validate.shapes, "MAX_REMEMBERED_VALUES", 4)
+    monkeypatch.setattr(shapes, "MAX_REMEMBERED_PLACES", 4)
     validate.validated({"resourceType": "Patient", "id": "b1", "gender": "male"}, FhirVersion.R4)  # 2 values
     validate.validated({"resourceType": "Patient", "id": "b2", "gender": "male", "active": True}, FhirVersion.R4)
     assert len(validate._ACCEPTED) == 1
     assert validate._REMEMBERED == [2]
     with pytest.raises(MappingError, match="active: "):
         validate.validated({"resourceType": "Patient", "id": "b3", "gender": "male", "active": "maybe"}, FhirVersion.R4)
+
+
+def test_a_large_study_of_a_known_layout_is_checked_value_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validate, "_ACCEPTED", set())
+    monkeypatch.setattr(validate, "_REMEMBERED", [0])
+    model_calls = Counter[str]()
+    by_model = validate._model_validated
+
+    def counted(resource: dict[str, Any], v: FhirVersion) -> dict[str, Any]:
+        model_calls["n"] += 1
+        return by_model(resource, v)
+
+    monkeypatch.setattr(validate, "_model_validated", counted)
+
+    def study(instances: int) -> dict[str, Any]:
+        return {
+            "resourceType": "ImagingStudy",
+            "id": "s1",
+            "status": "available",
+            "subject": {"reference": "Patient/p1"},
+            "series": [
+                {
+                    "uid": f"1.2.{series}",
+                    "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"},
+                    "instance": [
+                        {"uid": f"1.2.{series}.{n}", "sopClass": {"code": "urn:oid:1.2.3"}, "number": n}
+                        for n in range(1, instances + 1)
+                    ],
+                }
+                for series in (1, 2)
+            ],
+        }
+
+    validate.validated(study(2), FhirVersion.R4)
+    assert model_calls["n"] == 1
+    validate.validated(study(1000), FhirVersion.R4)
+    assert model_calls["n"] == 1  # the shape of 2 instances a series
+    bad = study(1000)
+    bad["series"][1]["instance"][998]["number"] = -1  # unsignedInt
+    with pytest.raises(MappingError, match=r"series\.1\.instance\.998\.number"):
+        validate.validated(bad, FhirVersion.R4)
+    assert model_calls["n"] == 2
