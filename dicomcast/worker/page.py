@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from dicomcast.dicom.models import ChangeEntry, by_study
+from dicomcast.dicom.models import ChangeEntry, DicomJson, by_study
 from dicomcast.failures import EntryFailure
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
+from dicomcast.fhir.mapping.issues import Issues
+from dicomcast.fhir.mapping.reads import StudyReads
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
 from dicomcast.worker import lookups
 from dicomcast.worker.bundles import StudyJob, write_studies
@@ -119,18 +121,21 @@ def _view(
 
 
 def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
-    found: list[PatientKey] = []
+    found: dict[PatientKey, None] = {}
+    reads = StudyReads()  # a study's instances mostly carry the same patient elements: read once
+
+    def keys_of(data: DicomJson, _: Issues) -> list[PatientKey]:
+        return patient_keys(data, ctx.options)
+
     for entry in entries:
         if entry.metadata is None:
             continue
         try:
-            keys = patient_keys(entry.metadata, ctx.options)
+            keys = reads.part("patient keys", entry.metadata, Issues(entry.sequence, enforce=False), keys_of)
         except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
             keys = []
-        for key in keys:
-            if key not in found:
-                found.append(key)
-    return found
+        found.update(dict.fromkeys(keys))
+    return list(found)
 
 
 def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[PatientKey]]) -> list[list[StudyKey]]:
