@@ -136,7 +136,8 @@ def _element_model(field: FieldInfo) -> type[BaseModel]:
     for candidate in _types_in(field.annotation):
         # FhirBase is an ABC: a first issubclass per class walked all its subclasses, 27 ms a batch
         if isinstance(candidate, type) and FhirBase in candidate.__mro__:
-            return typing.cast("type[BaseModel]", candidate.get_model_klass())
+            element_type = typing.cast("type[FhirBase]", candidate)
+            return typing.cast("type[BaseModel]", element_type.get_model_klass())
     raise KeyError("no element model")
 
 
