@@ -34,6 +34,14 @@ MAX_MESSAGE = 2000
 
 
 @dataclass(frozen=True)
+class LeaseTerm:
+    """Who holds a source's lease, and for how long a renewal keeps it."""
+
+    owner: str
+    duration: timedelta
+
+
+@dataclass(frozen=True)
 class ResumePoint:
     """A repairing reconcile's progress: done up to (`partition_key`, `study_uid`) for these filters."""
 
@@ -90,9 +98,17 @@ class Store:
             row = session.get(Checkpoint, source)
             return row.cursor if row else None
 
-    def save_page(self, source: str, cursor: str, failures: Sequence[EntryFailure] = ()) -> None:
-        """Advance the checkpoint and record the page's permanent failures in one transaction."""
+    def save_page(
+        self, source: str, cursor: str, failures: Sequence[EntryFailure] = (), *, lease: LeaseTerm | None = None
+    ) -> bool:
+        """Advance the checkpoint and record the page's permanent failures in one transaction.
+
+        With `lease`, only while its owner holds the source's lease, renewed in that transaction:
+        a worker whose lease was taken cannot move the checkpoint, not even in the moment between a
+        renewal and the write. False, with nothing written, when another worker holds it."""
         with self._session() as session, session.begin():
+            if lease is not None and not self._renewed(session, source, lease):
+                return False
             for failure in failures:
                 self._record_failure(session, source, failure)
             row = session.get(Checkpoint, source)
@@ -100,6 +116,15 @@ class Store:
                 session.add(Checkpoint(source=source, cursor=cursor, updated_at=_now()))
             else:
                 row.cursor, row.updated_at = cursor, _now()
+        return True
+
+    def _renewed(self, session: Session, source: str, lease: LeaseTerm) -> bool:
+        result = session.execute(
+            update(Lease)
+            .where(Lease.source == source, Lease.owner == lease.owner)
+            .values(expires_at=self._clock() + lease.duration)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def record_failures(self, source: str, failures: Sequence[EntryFailure]) -> None:
         """Record permanent failures without moving the checkpoint (replays, reconciliation)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from dicomcast import telemetry
 from dicomcast.dicom.models import Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
+from dicomcast.store.repository import LeaseTerm
 from dicomcast.worker import hooks, metrics
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
@@ -86,19 +88,25 @@ class SourceWorker:
             self.state.status(self.name).lease_held = False
 
     def _hold_lease(self) -> bool:
-        lease = self.ctx.store.lease(self.name)
-        take_from = lease.owner if lease and dead_predecessor(lease.owner, self.owner) else None
-        held = self.ctx.store.acquire_lease(
-            self.name, self.owner, timedelta(seconds=self.lease_duration_s), take_from=take_from
-        )
         status = self.state.status(self.name)
+        take_from = None
+        if not status.lease_held:  # a holder only renews; who holds it matters to a worker taking it
+            lease = self.ctx.store.lease(self.name)
+            take_from = lease.owner if lease and dead_predecessor(lease.owner, self.owner) else None
+        held = self.ctx.store.acquire_lease(self.name, self.owner, self._term().duration, take_from=take_from)
         if status.lease_held and not held:
-            status.lease_held = False  # so the next cycles wait as a standby instead of failing
-            raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
+            self._lost_lease()
         if held and not status.lease_held:
             log.info("lease acquired", source=self.name, took_over=bool(take_from))
         status.lease_held = held
         return held
+
+    def _term(self) -> LeaseTerm:
+        return LeaseTerm(self.owner, timedelta(seconds=self.lease_duration_s))
+
+    def _lost_lease(self) -> NoReturn:
+        self.state.status(self.name).lease_held = False  # so the next cycles wait as a standby instead of failing
+        raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
         cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
@@ -116,8 +124,10 @@ class SourceWorker:
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
             hooks.reached("before-checkpoint")  # a seam for the crash-safety tests (hooks.py)
-            self._hold_lease()  # a worker that lost its lease during the page does not checkpoint it
-            self.ctx.store.save_page(self.name, page.next_cursor, failures)
+            # A worker that lost its lease during the page does not checkpoint it (checked and
+            # renewed in the checkpoint's own transaction).
+            if not self.ctx.store.save_page(self.name, page.next_cursor, failures, lease=self._term()):
+                self._lost_lease()
             hooks.reached("after-checkpoint")
             self._account(page, result, failures, time.perf_counter() - started, cursor, report)
             cursor = page.next_cursor

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from dicomcast.dicom.models import UNKNOWN_SEQUENCE, ChangeAction, ChangeEntry, UnreadableEntry
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.store import Store
+from dicomcast.store.repository import LeaseTerm
 
 SOURCE = "orthanc:http://127.0.0.1:1"
 
@@ -95,6 +96,30 @@ def test_an_expired_lease_or_a_dead_predecessors_is_taken(store: Store) -> None:
     assert store.acquire_lease(SOURCE, "c", timedelta(seconds=30), take_from="b")
     lease = store.lease(SOURCE)
     assert lease is not None and lease.owner == "c"
+
+
+def test_a_fenced_checkpoint_moves_only_while_its_owner_holds_the_lease(store: Store) -> None:
+    now = [datetime.now(UTC)]
+    store = Store(store.engine, clock=lambda: now[0])
+    assert store.acquire_lease(SOURCE, "a", timedelta(seconds=30))
+    failure = EntryFailure(_entry(7), FailureClass.DICOM, "invalid Modality")
+    now[0] += timedelta(seconds=20)
+    assert store.save_page(SOURCE, "7", [failure], lease=LeaseTerm("a", timedelta(seconds=30)))
+    lease = store.lease(SOURCE)
+    assert lease is not None and lease.expires_at == now[0] + timedelta(seconds=30)  # renewed with it
+    assert store.acquire_lease(SOURCE, "b", timedelta(seconds=30), take_from="a")  # taken
+
+    assert not store.save_page(
+        SOURCE, "9", [EntryFailure(_entry(9), FailureClass.DICOM, "x")], lease=LeaseTerm("a", timedelta(seconds=30))
+    )
+
+    assert store.read_checkpoint(SOURCE) == "7"  # nothing of the refused page written
+    assert [r.sequence for r in store.failures(source=SOURCE)] == [7]
+    lease = store.lease(SOURCE)
+    assert lease is not None and lease.owner == "b"
+    store.release_lease(SOURCE, "b")
+    assert not store.save_page(SOURCE, "9", lease=LeaseTerm("a", timedelta(seconds=30)))  # no lease at all
+    assert store.read_checkpoint(SOURCE) == "7"
 
 
 def test_a_repair_runs_resume_point_is_saved_replaced_and_forgotten_per_source(store: Store) -> None:
