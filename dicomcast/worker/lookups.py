@@ -83,13 +83,22 @@ def observations_of(fhir: FhirClient, study: Resource | None, study_uid: str) ->
 
 def wado_endpoint(fhir: FhirClient, names: Iterable[str]) -> Resource | None:
     """An Endpoint already in FHIR under one of `names` (in order of preference) with the
-    `dicom-wado-rs` connection type: DICOM Cast's has a server-assigned id."""
-    for name in names:
-        found = fhir.search("Endpoint", {"name": name, "connection-type": f"{ENDPOINT_CONNECTION_TYPE}|dicom-wado-rs"})
-        exact = sorted((e for e in found if legacy.is_wado_endpoint(e, [name]) and "id" in e), key=lambda e: e["id"])
-        if exact:
-            return exact[0]
+    `dicom-wado-rs` connection type: DICOM Cast's has a server-assigned id. One search for all the
+    names (FHIR's comma is OR), unless a name holds a character FHIR search would read as syntax."""
+    names = list(names)
+    plain = not any(set(name) & _SEARCH_SYNTAX for name in names)
+    for group in [names] if plain else [[name] for name in names]:
+        found = fhir.search(
+            "Endpoint", {"name": ",".join(group), "connection-type": f"{ENDPOINT_CONNECTION_TYPE}|dicom-wado-rs"}
+        )
+        for name in group:  # `name` matches by prefix: only an exact name counts, in order of preference
+            exact = [e for e in found if legacy.is_wado_endpoint(e, [name]) and "id" in e]
+            if exact:
+                return min(exact, key=lambda e: str(e["id"]))
     return None
+
+
+_SEARCH_SYNTAX = frozenset(",$|\\")
 
 
 def refresh(fhir: FhirClient, study_uid: str, source_ctx: SourceContext, state: StudyState) -> None:

@@ -50,8 +50,9 @@ def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult
     groups = by_study(entries)
     if not groups:
         return SyncResult()
-    contexts = {partition: source_context(ctx, partition) for partition in dict.fromkeys(p for p, _ in groups)}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # both searches at once
+    partitions = list(dict.fromkeys(p for p, _ in groups))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookup") as pool:  # Endpoints and searches at once
+        endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
         studies = pool.submit(
             copy_context().run, ctx.retry, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
         )
@@ -59,6 +60,7 @@ def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult
         all_keys = {k for ks in keys.values() for k in ks}
         patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
         existing = studies.result()
+        contexts = endpoints.result()
     lanes = _lanes(groups, keys)
     views = [_view(patients, lane, keys) for lane in lanes]  # only a lane's own studies touch its patients
     results: list[StudyResult] = []
@@ -98,11 +100,13 @@ def ensure_endpoint(ctx: SyncContext, partition: str | None) -> str:
 def _write_endpoint(ctx: SyncContext, partition: str | None) -> str:
     address = ctx.source.endpoint_address(partition)
     wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
-    current = ctx.retry(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
-    if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
-        names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
-        current = ctx.retry(lambda: lookups.wado_endpoint(ctx.fhir, names))
-        wanted["id"] = current["id"] if current is not None else wanted["id"]
+    names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint") as pool:  # one round trip, not two
+        by_name = pool.submit(copy_context().run, ctx.retry, lambda: lookups.wado_endpoint(ctx.fhir, names))
+        current = ctx.retry(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
+        if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
+            current = by_name.result()
+            wanted["id"] = current["id"] if current is not None else wanted["id"]
     if current is None or _differs(current, wanted):
         ctx.retry(lambda: ctx.fhir.put(wanted))
     return str(wanted["id"])
