@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import Any
 
-from fhir_core.types import FhirBase
+from fhir_core.types import Code, FhirBase, Oid, Uri
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -36,6 +36,10 @@ Check = Callable[[Any], bool]
 # keeps about 150 bytes per place, so what is remembered stays under 16 MB whatever the studies are.
 MAX_SHAPES = 2048
 MAX_REMEMBERED_PLACES = 100_000
+MAX_KNOWN_VALUES = 64  # per code or URI element: values that passed, not checked again
+
+
+_VOCABULARY = (Code, Uri, Oid)  # Canonical is a Uri
 
 
 class _RefusedError(Exception):
@@ -68,6 +72,24 @@ class _Place:
 
     def __init__(self, field: FieldInfo) -> None:
         self.field = field
+        # Codes and URIs that passed (a few dozen: systems, statuses, SOP classes), by type and value
+        # as 1 and true differ to a check; never names, ids or dates, which are PHI.
+        self.known: set[tuple[type, Any]] = set()
+        self.known_items: set[tuple[type, Any]] = set()
+
+    def passes(self, value: Any) -> bool:
+        return _passes_known(value, self.known, self.check, self.vocabulary)
+
+    def item_passes(self, item: Any) -> bool:
+        return _passes_known(item, self.known_items, self.item_check, self.vocabulary)
+
+    @cached_property
+    def vocabulary(self) -> bool:
+        """The element is a code or a URI."""
+        return any(
+            typing.get_origin(t) is typing.Annotated and any(isinstance(m, _VOCABULARY) for m in typing.get_args(t)[1:])
+            for t in _types_in(self.field.annotation)
+        )
 
     @cached_property
     def check(self) -> Check:
@@ -108,7 +130,7 @@ def _dict_shape(node: dict[str, Any], places_: dict[str, _Place]) -> Shape:
             parts.append((key, _dict_shape(value, place.element)))
         elif isinstance(value, list):
             parts.append((key, _list_shape(value, place)))
-        elif place.check(value):
+        elif place.passes(value):
             parts.append((key, type(value)))
         else:
             raise _RefusedError
@@ -126,7 +148,7 @@ def _item_shape(item: Any, place: _Place) -> Any:
         return _dict_shape(item, place.element)
     if isinstance(item, list):
         raise KeyError("a list in a list")  # no FHIR element is one
-    if not place.item_check(item):
+    if not place.item_passes(item):
         raise _RefusedError
     return type(item)
 
@@ -156,10 +178,23 @@ def _annotated(annotation: Any, field: FieldInfo) -> Any:
     return typing.Annotated[(annotation, *field.metadata)] if field.metadata else annotation
 
 
+def _passes_known(value: Any, known: set[tuple[type, Any]], check: Check, vocabulary: bool) -> bool:
+    key = (type(value), value)
+    if key in known:
+        return True
+    if not check(value):
+        return False
+    if vocabulary and len(known) < MAX_KNOWN_VALUES:
+        known.add(key)
+    return True
+
+
 def _passes(adapter: TypeAdapter[Any]) -> Check:
+    validate = adapter.validator.validate_python  # what TypeAdapter.validate_python calls, without its wrapper
+
     def check(value: Any) -> bool:
         try:
-            adapter.validate_python(value)
+            validate(value)
         except (ValidationError, ValueError, TypeError, AttributeError):  # as the model's own validators raise
             return False
         return True
