@@ -47,6 +47,9 @@ class EndpointCache:
                 self._ids[partition] = ensure()
             return self._ids[partition]
 
+    def known(self, partition: str | None) -> bool:
+        return partition in self._ids
+
 
 @dataclass
 class CarryOver:

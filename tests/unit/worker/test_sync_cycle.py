@@ -226,3 +226,25 @@ def test_the_runner_schedules_catch_up_poll_interval_standby_and_backoff() -> No
     assert caught_up == settings.poll_interval
     assert standby == min(settings.poll_interval, settings.lease_duration / 2)
     assert settings.poll_interval <= failed <= failed_again
+
+
+def test_the_first_batchs_endpoint_is_checked_beside_its_read_and_written_once() -> None:
+    fhir = FakeFhir()
+
+    class WaitsForTheEndpoint(FakeSource):
+        def read_page(self, cursor: str | None) -> Page:
+            pause = threading.Event()
+            for _ in range(int(WAIT * 20)):  # the read returns once the Endpoint exists: written beside it
+                if any(key.startswith("Endpoint/") for key in fhir.resources):
+                    return super().read_page(cursor)
+                pause.wait(0.05)
+            raise AssertionError("the Endpoint was not written beside the first read")
+
+    source = WaitsForTheEndpoint([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    worker = _worker(source, fhir, max_batch_entries=1)
+
+    report = worker.run_cycle()
+
+    assert report.ok and fhir.studies_written() == [A, B]
+    endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
+    assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"  # written once
