@@ -49,7 +49,7 @@ def fhir_client(settings: Settings, transport: httpx.BaseTransport | None = None
     client = make_client(
         settings.fhir.endpoint, auth=auth, transport=transport, pool_size=pool, on_request=_count_fhir_request
     )
-    return FhirClient(client)
+    return FhirClient(client, searches_at_once=settings.worker.max_concurrent_studies // 2)  # two lookups at once
 
 
 def change_source(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import httpx
@@ -142,6 +143,22 @@ def test_many_identifiers_are_searched_with_few_posts_and_few_identifiers_with_a
     assert [(r.method, r.url.path) for r in seen] == [("GET", "/Patient")] + [("POST", "/Patient/_search")] * 3
     form = httpx.QueryParams(seen[1].content.decode())
     assert len(form["identifier"].split(",")) == 200
+
+
+def test_the_posts_of_one_search_are_in_flight_together_and_their_answers_kept_in_order() -> None:
+    arrived = threading.Barrier(3, timeout=60)  # released only when three POSTs are in flight at once
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arrived.wait()
+        first = httpx.QueryParams(request.content.decode())["identifier"].split(",")[0]
+        entry = [{"resource": {"resourceType": "Patient", "id": first.split("|")[1]}}]
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": entry})
+
+    client = httpx.Client(base_url="http://fhir.test", transport=httpx.MockTransport(answer))
+    fhir = FhirClient(client, searches_at_once=4)
+    found = fhir.search_by_identifiers("Patient", [f"urn:x|{n:03d}" for n in range(600)])
+
+    assert [r["id"] for r in found] == ["000", "200", "400"]  # chunk order, whatever order they came back in
 
 
 def test_a_transaction_of_several_parts_sends_their_entries_in_order() -> None:
