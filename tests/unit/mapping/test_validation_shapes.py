@@ -113,20 +113,26 @@ def _validated_accepts(resource: dict[str, Any], version: FhirVersion) -> bool:
     return True
 
 
-@pytest.mark.parametrize("version", list(FhirVersion))
-def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
-    version: FhirVersion, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Nothing remembered yet; counts the resources validated by the model itself."""
     monkeypatch.setattr(validate, "_ACCEPTED", set())
     monkeypatch.setattr(validate, "_REMEMBERED", [0])
-    model_calls = Counter[str]()
+    calls = Counter[str]()
     by_model = validate._model_validated
 
     def counted(resource: dict[str, Any], v: FhirVersion) -> dict[str, Any]:
-        model_calls["n"] += 1
+        calls["n"] += 1
         return by_model(resource, v)
 
     monkeypatch.setattr(validate, "_model_validated", counted)
+    return calls
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+def test_a_remembered_shape_accepts_exactly_what_the_model_accepts(
+    version: FhirVersion, model_calls: Counter[str]
+) -> None:
     outcomes = Counter[str]()
     for resource in _resources(version):
         validate.validated(resource, version)  # learned
@@ -180,18 +186,7 @@ def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         validate.validated({"resourceType": "Patient", "id": "b3", "gender": "male", "active": "maybe"}, FhirVersion.R4)
 
 
-def test_a_large_study_of_a_known_layout_is_checked_value_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validate, "_ACCEPTED", set())
-    monkeypatch.setattr(validate, "_REMEMBERED", [0])
-    model_calls = Counter[str]()
-    by_model = validate._model_validated
-
-    def counted(resource: dict[str, Any], v: FhirVersion) -> dict[str, Any]:
-        model_calls["n"] += 1
-        return by_model(resource, v)
-
-    monkeypatch.setattr(validate, "_model_validated", counted)
-
+def test_a_large_study_of_a_known_layout_is_checked_value_by_value(model_calls: Counter[str]) -> None:
     def study(instances: int) -> dict[str, Any]:
         return {
             "resourceType": "ImagingStudy",
