@@ -40,15 +40,13 @@ class EndpointCache:
     def __init__(self) -> None:
         self._ids: dict[str | None, str] = {}
         self._lock = threading.Lock()
+        self.prefetched = False  # page.prefetch_endpoint: once per process, not every poll
 
     def get(self, partition: str | None, ensure: Callable[[], str]) -> str:
         with self._lock:
             if partition not in self._ids:
                 self._ids[partition] = ensure()
             return self._ids[partition]
-
-    def known(self, partition: str | None) -> bool:
-        return partition in self._ids
 
 
 @dataclass

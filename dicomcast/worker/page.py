@@ -97,8 +97,9 @@ def prefetch_endpoint(ctx: SyncContext) -> None:
     """Find (or write) the source's Endpoint beside the first batch's read, when the source has no
     data partitions: then its one Endpoint is known before any entry is. Errors are the batch's to
     report: it asks the EndpointCache again, which retries what this did not finish."""
-    if ctx.endpoints.known(None):
+    if ctx.endpoints.prefetched:
         return
+    ctx.endpoints.prefetched = True
 
     def run() -> None:
         try:

@@ -7,6 +7,7 @@ share a Patient in order and run the others concurrently; a failure is recorded 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from dicomcast.worker.loop import SourceWorker
 from dicomcast.worker.page import _lanes
 from dicomcast.worker.runner import Runner, run_once
 from dicomcast.worker.state import WorkerState
-from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries
+from tests.unit.worker.fakes import FAKE_TRAITS, FakeFhir, FakeSource, make_context, memory_store, study_entries
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
 WAIT = 60.0  # generous bound on an event another thread sets; never reached when the code is right
@@ -248,3 +249,24 @@ def test_the_first_batchs_endpoint_is_checked_beside_its_read_and_written_once()
     assert report.ok and fhir.studies_written() == [A, B]
     endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
     assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"  # written once
+
+
+def test_a_partitioned_source_is_asked_for_its_partitions_once_and_no_endpoint_is_guessed() -> None:
+    asked: list[int] = []
+
+    class Partitioned(FakeSource):
+        def partitions_in_use(self) -> list[str | None]:
+            asked.append(1)
+            return ["radiology"]
+
+    source = Partitioned([], traits=dataclasses.replace(FAKE_TRAITS, partitions=True))
+    fhir = FakeFhir()
+    worker = _worker(source, fhir)
+
+    assert worker.run_cycle().ok and worker.run_cycle().ok
+    for _ in range(int(WAIT * 20)):  # the question is asked in a thread of its own
+        if asked:
+            break
+        threading.Event().wait(0.05)
+    assert asked == [1]
+    assert not any(key.startswith("Endpoint/") for key in fhir.resources)  # no entry named a partition yet
