@@ -40,7 +40,7 @@ class EndpointCache:
     def __init__(self) -> None:
         self._ids: dict[str | None, str] = {}
         self._lock = threading.Lock()
-        self.prefetched = False  # page.prefetch_endpoint: once per process, not every poll
+        self.prefetched: set[str | None] = set()  # partitions page.prefetch_endpoints has seen
 
     def get(self, partition: str | None, ensure: Callable[[], str]) -> str:
         with self._lock:

@@ -22,7 +22,7 @@ from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
-from dicomcast.worker.page import SyncResult, prefetch_endpoint, sync_entries
+from dicomcast.worker.page import SyncResult, prefetch_endpoints, sync_entries
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.state import WorkerState
@@ -109,7 +109,6 @@ class SourceWorker:
         raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
-        prefetch_endpoint(self.ctx)  # the first batch's Endpoint check, beside its read
         cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
         reader = BatchReader(
             self._read_page, self.ctx.tuning.max_batch_entries
@@ -137,7 +136,9 @@ class SourceWorker:
                 return
 
     def _read_page(self, cursor: str | None) -> Page:
-        return self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
+        page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
+        prefetch_endpoints(self.ctx, page.entries)  # a new partition's Endpoint, beside the batch's next pages
+        return page
 
     def _failures(self, page: Page, result: SyncResult) -> list[EntryFailure]:
         unreadable = [EntryFailure(entry, FailureClass.FEED, entry.reason) for entry in page.unreadable]

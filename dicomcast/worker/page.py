@@ -9,6 +9,7 @@ advances the checkpoint only when every study of the page is written or recorded
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,21 +94,19 @@ def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
     return SourceContext(source_uri=address, endpoint_reference=f"Endpoint/{ensure_endpoint(ctx, partition)}")
 
 
-def prefetch_endpoint(ctx: SyncContext) -> None:
-    """Find (or write) the source's Endpoint beside the first batch's read, when the source has no
-    data partitions: then its one Endpoint is known before any entry is. Errors are the batch's to
-    report: it asks the EndpointCache again, which retries what this did not finish."""
-    if ctx.endpoints.prefetched:
+def prefetch_endpoints(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
+    """Find (or write) the Endpoints of a page's partitions beside the rest of its batch's read, the
+    first time each is seen (the batch would otherwise wait for them after its read). Errors are the
+    batch's to report: it asks the EndpointCache again, which retries what this did not finish."""
+    partitions = {entry.partition for entry in entries} - ctx.endpoints.prefetched
+    if not partitions:
         return
-    ctx.endpoints.prefetched = True
+    ctx.endpoints.prefetched |= partitions
 
     def run() -> None:
-        try:
-            in_use = getattr(ctx.source, "partitions_in_use", None)  # Azure: GET /partitions, asked once
-            if not ctx.source.traits.partitions or (in_use is not None and in_use() == [None]):
-                ensure_endpoint(ctx, None)
-        except Exception:  # noqa: S110 - the batch meets the same error again, where it is handled
-            pass
+        for partition in partitions:
+            with contextlib.suppress(Exception):  # the batch meets the same error again, where it is handled
+                ensure_endpoint(ctx, partition)
 
     threading.Thread(target=copy_context().run, args=(run,), name="endpoint", daemon=True).start()
 

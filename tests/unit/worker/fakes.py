@@ -53,9 +53,6 @@ class FakeSource:
     def read_metadata(self, change: ChangeEntry) -> DicomJson | None:
         return change.metadata
 
-    def partitions_in_use(self) -> list[str | None]:
-        return [None]
-
     def endpoint_address(self, partition: str | None) -> str:
         return "http://dicom.test/dicom-web"
 

@@ -7,7 +7,6 @@ share a Patient in order and run the others concurrently; a failure is recorded 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from datetime import timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from dicomcast.worker.loop import SourceWorker
 from dicomcast.worker.page import _lanes
 from dicomcast.worker.runner import Runner, run_once
 from dicomcast.worker.state import WorkerState
-from tests.unit.worker.fakes import FAKE_TRAITS, FakeFhir, FakeSource, make_context, memory_store, study_entries
+from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
 WAIT = 60.0  # generous bound on an event another thread sets; never reached when the code is right
@@ -229,44 +228,23 @@ def test_the_runner_schedules_catch_up_poll_interval_standby_and_backoff() -> No
     assert settings.poll_interval <= failed <= failed_again
 
 
-def test_the_first_batchs_endpoint_is_checked_beside_its_read_and_written_once() -> None:
+def test_a_batchs_endpoint_is_checked_beside_its_read_and_written_once() -> None:
     fhir = FakeFhir()
 
     class WaitsForTheEndpoint(FakeSource):
         def read_page(self, cursor: str | None) -> Page:
             pause = threading.Event()
-            for _ in range(int(WAIT * 20)):  # the read returns once the Endpoint exists: written beside it
-                if any(key.startswith("Endpoint/") for key in fhir.resources):
+            for _ in range(int(WAIT * 20)):  # a later page returns once the Endpoint exists: written beside it
+                if cursor is None or any(key.startswith("Endpoint/") for key in fhir.resources):
                     return super().read_page(cursor)
                 pause.wait(0.05)
-            raise AssertionError("the Endpoint was not written beside the first read")
+            raise AssertionError("the Endpoint was not written beside the batch's read")
 
     source = WaitsForTheEndpoint([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
-    worker = _worker(source, fhir, max_batch_entries=1)
+    worker = _worker(source, fhir, max_batch_entries=2)  # one batch of two pages
 
     report = worker.run_cycle()
 
     assert report.ok and fhir.studies_written() == [A, B]
     endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
     assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"  # written once
-
-
-def test_a_partitioned_source_is_asked_for_its_partitions_once_and_no_endpoint_is_guessed() -> None:
-    asked: list[int] = []
-
-    class Partitioned(FakeSource):
-        def partitions_in_use(self) -> list[str | None]:
-            asked.append(1)
-            return ["radiology"]
-
-    source = Partitioned([], traits=dataclasses.replace(FAKE_TRAITS, partitions=True))
-    fhir = FakeFhir()
-    worker = _worker(source, fhir)
-
-    assert worker.run_cycle().ok and worker.run_cycle().ok
-    for _ in range(int(WAIT * 20)):  # the question is asked in a thread of its own
-        if asked:
-            break
-        threading.Event().wait(0.05)
-    assert asked == [1]
-    assert not any(key.startswith("Endpoint/") for key in fhir.resources)  # no entry named a partition yet
