@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dicomcast.dicom.models import ChangeEntry, DicomJson, by_study
 from dicomcast.failures import EntryFailure
@@ -97,7 +97,8 @@ def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
 def prefetch_endpoints(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
     """Find (or write) the Endpoints of a page's partitions beside the rest of its batch's read, the
     first time each is seen (the batch would otherwise wait for them after its read). Errors are the
-    batch's to report: it asks the EndpointCache again, which retries what this did not finish."""
+    batch's to report: this tries once, without retries (the cache's lock would hold the batch while
+    they ran), and the batch asks the EndpointCache again, with its retries."""
     partitions = {entry.partition for entry in entries} - ctx.endpoints.prefetched
     if not partitions:
         return
@@ -106,28 +107,33 @@ def prefetch_endpoints(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None
     def run() -> None:
         for partition in partitions:
             with contextlib.suppress(Exception):  # the batch meets the same error again, where it is handled
-                ensure_endpoint(ctx, partition)
+                ensure_endpoint(ctx, partition, once=True)
 
     threading.Thread(target=copy_context().run, args=(run,), name="endpoint", daemon=True).start()
 
 
-def ensure_endpoint(ctx: SyncContext, partition: str | None) -> str:
-    """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing."""
-    return ctx.endpoints.get(partition, partial(_write_endpoint, ctx, partition))
+def ensure_endpoint(ctx: SyncContext, partition: str | None, *, once: bool = False) -> str:
+    """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing.
+    `once`: each request tried once, without the retry policy."""
+    return ctx.endpoints.get(partition, partial(_write_endpoint, ctx, partition, _once if once else ctx.retry))
 
 
-def _write_endpoint(ctx: SyncContext, partition: str | None) -> str:
+def _once(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+def _write_endpoint(ctx: SyncContext, partition: str | None, call: Callable[[Callable[[], Any]], Any]) -> str:
     address = ctx.source.endpoint_address(partition)
     wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
     names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint") as pool:  # one round trip, not two
-        by_name = pool.submit(copy_context().run, ctx.retry, lambda: lookups.wado_endpoint(ctx.fhir, names))
-        current = ctx.retry(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
+        by_name = pool.submit(copy_context().run, call, lambda: lookups.wado_endpoint(ctx.fhir, names))
+        current = call(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
         if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
             current = by_name.result()
             wanted["id"] = current["id"] if current is not None else wanted["id"]
     if current is None or _differs(current, wanted):
-        ctx.retry(lambda: ctx.fhir.put(wanted))
+        call(lambda: ctx.fhir.put(wanted))
     return str(wanted["id"])
 
 

@@ -11,6 +11,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from dicomcast.config.settings import WorkerSettings
@@ -248,3 +249,25 @@ def test_a_batchs_endpoint_is_checked_beside_its_read_and_written_once() -> None
     assert report.ok and fhir.studies_written() == [A, B]
     endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
     assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"  # written once
+
+
+def test_an_endpoint_check_that_fails_beside_the_read_is_done_again_by_the_batch() -> None:
+    fhir = FakeFhir()
+    refused: list[str] = []
+    handle = fhir.handle
+
+    def first_endpoint_read_refused(request: Any) -> Any:
+        if request.method == "GET" and request.url.path.startswith("/Endpoint/") and not refused:
+            refused.append(request.url.path)
+            return httpx.Response(503, json={"resourceType": "OperationOutcome"})
+        return handle(request)
+
+    fhir.handle = first_endpoint_read_refused  # type: ignore[method-assign]
+    source = FakeSource([study_entries(A, [1])])
+    worker = _worker(source, fhir)
+
+    report = worker.run_cycle()
+
+    assert refused and report.ok and fhir.studies_written() == [A]
+    endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
+    assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"
