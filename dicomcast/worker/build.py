@@ -45,7 +45,8 @@ def fhir_client(settings: Settings, transport: httpx.BaseTransport | None = None
     if not settings.fhir.endpoint:
         raise ConfigError(["Fhir:Endpoint: required (set env Fhir__Endpoint or Key Vault secret Fhir--Endpoint)"])
     auth = build_auth(settings.fhir.authentication, "Fhir", on_token_renewed=_renewed)
-    pool = settings.worker.max_concurrent_studies + 2
+    # Bundles in flight, the next batch's lookups beside them (two searches of n/2 requests), the Endpoint.
+    pool = 2 * settings.worker.max_concurrent_studies + 2
     client = make_client(
         settings.fhir.endpoint, auth=auth, transport=transport, pool_size=pool, on_request=_count_fhir_request
     )

@@ -40,7 +40,14 @@ class EndpointCache:
     def __init__(self) -> None:
         self._ids: dict[str | None, str] = {}
         self._lock = threading.Lock()
-        self.prefetched: set[str | None] = set()  # partitions page.prefetch_endpoints has seen
+        self._prefetched: set[str | None] = set()  # partitions page.prefetch_endpoints has seen
+
+    def first_seen(self, partitions: set[str | None]) -> set[str | None]:
+        """Those of `partitions` not seen before (each is prefetched once; pages are read in two threads)."""
+        with self._lock:
+            new = partitions - self._prefetched
+            self._prefetched |= new
+            return new
 
     def get(self, partition: str | None, ensure: Callable[[], str]) -> str:
         with self._lock:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from dicomcast.dicom.models import ChangeEntry, DicomJson, by_study
+from dicomcast.dicom.models import ChangeEntry, DicomJson, Page, by_study
 from dicomcast.failures import EntryFailure
 from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
 from dicomcast.fhir.mapping.issues import Issues
@@ -35,8 +35,38 @@ StudyKey = tuple[str | None, str]  # (partition, study uid)
 
 
 @dataclass
+class Written:
+    """What a batch left in FHIR, as far as it knows: each study it handled (None: none or deleted)
+    and the Patient of each key its data named. The next batch's lookups ran beside these writes and
+    may predate them; a study or Patient created here and missed there would be written twice."""
+
+    studies: dict[StudyKey, Resource | None] = field(default_factory=dict)
+    patients: dict[PatientKey, Resource] = field(default_factory=dict)
+
+
+@dataclass
+class Lookups:
+    """What FHIR held for a batch when it was searched: Patient keys per study, ImagingStudies by
+    UID, Patients by key; `chosen` (carried from the batch before) overrides the study found."""
+
+    keys: dict[StudyKey, list[PatientKey]]
+    existing: dict[str, list[Resource]]
+    patients: dict[PatientKey, Resource]
+    chosen: dict[StudyKey, Resource | None] = field(default_factory=dict)
+
+    def carrying(self, written: Written | None) -> Lookups:
+        if written is None:
+            return self
+        studies = {key: written.studies[key] for key in self.keys if key in written.studies}
+        wanted = {k for keys in self.keys.values() for k in keys}
+        patients = {**self.patients, **{k: p for k, p in written.patients.items() if k in wanted}}
+        return Lookups(self.keys, self.existing, patients, studies)
+
+
+@dataclass
 class SyncResult:
     studies: list[StudyResult] = field(default_factory=list)
+    written: Written = field(default_factory=Written)
 
     @property
     def failures(self) -> list[EntryFailure]:
@@ -47,45 +77,97 @@ class SyncResult:
         return [w for s in self.studies for w in s.warnings]
 
 
-def sync_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> SyncResult:
-    """Write `entries` to FHIR, study by study; the caller records the failures and moves any checkpoint."""
+def sync_entries(
+    ctx: SyncContext,
+    entries: Sequence[ChangeEntry],
+    *,
+    looked_up: Lookups | None = None,
+    carried: Written | None = None,
+) -> SyncResult:
+    """Write `entries` to FHIR, study by study; the caller records the failures and moves any checkpoint.
+
+    `looked_up`: the batch's lookups, made while the previous batch was written (`prefetch_lookups`);
+    `carried`: what that previous batch wrote, which those lookups may not have seen."""
     groups = by_study(entries)
     if not groups:
         return SyncResult()
     partitions = list(dict.fromkeys(p for p, _ in groups))
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookup") as pool:  # Endpoints and searches at once
-        endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
-        studies = pool.submit(
-            copy_context().run, ctx.retry, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
-        )
-        keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
-        all_keys = {k for ks in keys.values() for k in ks}
-        patients = ctx.retry(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
-        existing = studies.result()
-        contexts = endpoints.result()
-    lanes = _lanes(groups, keys)
-    views = [_view(patients, lane, keys) for lane in lanes]  # only a lane's own studies touch its patients
+    if looked_up is None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # Endpoints beside the searches
+            endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
+            found = look_up(ctx, groups, ctx.retry)
+            contexts = endpoints.result()
+    else:
+        found = looked_up.carrying(carried)
+        contexts = {p: source_context(ctx, p) for p in partitions}
+    return _write_batch(ctx, groups, found, contexts)
+
+
+def _write_batch(
+    ctx: SyncContext,
+    groups: dict[StudyKey, list[ChangeEntry]],
+    found: Lookups,
+    contexts: dict[str | None, SourceContext],
+) -> SyncResult:
+    lanes = _lanes(groups, found.keys)
+    views = [_view(found.patients, lane, found.keys) for lane in lanes]  # only a lane's own studies touch its patients
     results: list[StudyResult] = []
+    jobs: list[StudyJob] = []
     for depth in range(max(len(lane) for lane in lanes)):
-        jobs = [
-            _job(lane[depth], groups, contexts, existing, view)
+        round_jobs = [
+            _job(lane[depth], groups, contexts, found, view)
             for lane, view in zip(lanes, views, strict=True)
             if depth < len(lane)
         ]
-        results += write_studies(ctx, jobs)
-    return SyncResult(results)
+        results += write_studies(ctx, round_jobs)
+        jobs += round_jobs
+    written = Written(
+        {(job.partition, job.study_uid): job.state.study for job in jobs},
+        {k: view[k] for lane, view in zip(lanes, views, strict=True) for s in lane for k in found.keys[s] if k in view},
+    )
+    return SyncResult(results, written)
+
+
+def look_up(
+    ctx: SyncContext, groups: dict[StudyKey, list[ChangeEntry]], call: Callable[[Callable[[], Any]], Any]
+) -> Lookups:
+    """What FHIR holds for the batch's studies (by UID) and Patients (by key): two searches at once."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:
+        studies = pool.submit(
+            copy_context().run, call, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
+        )
+        keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
+        all_keys = {k for ks in keys.values() for k in ks}
+        patients = call(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
+        return Lookups(keys, studies.result(), patients)
+
+
+def prefetch_lookups(ctx: SyncContext, page: Page) -> Lookups | None:
+    """The batch's lookups, made while the previous batch is still being written (from the
+    read-ahead thread). They may miss what that batch writes: `sync_entries` lays its `Written`
+    over them. Tried once; on any error the batch looks up again itself, with its retries."""
+    groups = by_study(page.entries)
+    if not groups:
+        return None
+    try:
+        return look_up(ctx, groups, _once)
+    except Exception:  # the batch meets the same error again, where it is handled
+        return None
 
 
 def _job(
     key: StudyKey,
     groups: dict[StudyKey, list[ChangeEntry]],
     contexts: dict[str | None, SourceContext],
-    existing: dict[str, list[Resource]],
+    found: Lookups,
     patients: dict[PatientKey, Resource],
 ) -> StudyJob:
     partition, study_uid = key
     source_ctx = contexts[partition]
-    study = lookups.pick_study(existing.get(study_uid, []), source_ctx, source_ctx.service_root)
+    if key in found.chosen:  # as the batch before left it
+        study = found.chosen[key]
+    else:
+        study = lookups.pick_study(found.existing.get(study_uid, []), source_ctx, source_ctx.service_root)
     return StudyJob(source_ctx, study_uid, partition, groups[key], StudyState(study, patients))
 
 
@@ -99,10 +181,9 @@ def prefetch_endpoints(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None
     first time each is seen (the batch would otherwise wait for them after its read). Errors are the
     batch's to report: this tries once, without retries (the cache's lock would hold the batch while
     they ran), and the batch asks the EndpointCache again, with its retries."""
-    partitions = {entry.partition for entry in entries} - ctx.endpoints.prefetched
+    partitions = ctx.endpoints.first_seen({entry.partition for entry in entries})
     if not partitions:
         return
-    ctx.endpoints.prefetched |= partitions
 
     def run() -> None:
         for partition in partitions:

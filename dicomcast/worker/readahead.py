@@ -6,6 +6,8 @@
 * Read-ahead: while the worker writes a batch, the next one is read in a daemon thread (a read in
   flight never holds up a stop). A read for another cursor, or after a failed read-ahead, is made
   directly, so errors surface where the loop handles them.
+* Prepared: `prepare` runs in that thread on the batch it read (the worker looks up what FHIR holds
+  for it, beside the previous batch's writes). A batch read directly is not prepared.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 from dicomcast.dicom.models import Page
 
 ReadPage = Callable[[str | None], Page]
+P = TypeVar("P")
 
 
 def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Page:
@@ -32,36 +36,51 @@ def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Pag
     return dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable)
 
 
-class BatchReader:
-    def __init__(self, read_page: ReadPage, max_entries: int, *, read_ahead: bool = True) -> None:
+class BatchReader(Generic[P]):
+    def __init__(
+        self,
+        read_page: ReadPage,
+        max_entries: int,
+        *,
+        read_ahead: bool = True,
+        prepare: Callable[[Page], P | None] | None = None,
+    ) -> None:
         self._read_page = read_page
         self._max_entries = max_entries
         self._read_ahead = read_ahead
-        self._ahead: tuple[str, Future[Page]] | None = None
+        self._prepare = prepare
+        self._ahead: tuple[str, Future[tuple[Page, P | None]]] | None = None
 
     def read(self, cursor: str | None) -> Page:
-        """The batch at `cursor`; starts reading the following one before returning."""
+        return self.read_prepared(cursor)[0]
+
+    def read_prepared(self, cursor: str | None) -> tuple[Page, P | None]:
+        """The batch at `cursor` (prepared if it was read ahead); starts reading the following one
+        before returning."""
         ahead, self._ahead = self._ahead, None
-        page: Page | None = None
+        batch: tuple[Page, P | None] | None = None
         if ahead is not None and ahead[0] == cursor:
             try:
-                page = ahead[1].result()
+                batch = ahead[1].result()
             except Exception:  # read again in the caller's thread, where errors are handled
-                page = None
-        if page is None:
-            page = read_batch(self._read_page, cursor, self._max_entries)
+                batch = None
+        if batch is None:
+            batch = (read_batch(self._read_page, cursor, self._max_entries), None)
+        page = batch[0]
         if self._read_ahead and not page.caught_up:
             self._ahead = (page.next_cursor, self._start(page.next_cursor))
-        return page
+        return batch
 
-    def _start(self, cursor: str) -> Future[Page]:
-        future: Future[Page] = Future()
+    def _start(self, cursor: str) -> Future[tuple[Page, P | None]]:
+        future: Future[tuple[Page, P | None]] = Future()
 
         def run() -> None:
             try:
-                future.set_result(read_batch(self._read_page, cursor, self._max_entries))
+                page = read_batch(self._read_page, cursor, self._max_entries)
             except BaseException as exc:  # handed to `read`, which reads again directly
                 future.set_exception(exc)
+                return
+            future.set_result((page, self._prepare(page) if self._prepare else None))
 
         threading.Thread(target=run, name="read-ahead", daemon=True).start()
         return future

@@ -57,3 +57,19 @@ def test_a_failed_read_ahead_is_read_again_where_errors_are_handled() -> None:
     first = reader.read(None)
     second = reader.read(first.next_cursor)
     assert second.caught_up and calls.count("5") == 2
+
+
+def test_a_batch_read_ahead_is_prepared_in_the_background_and_a_direct_read_is_not() -> None:
+    prepared: list[str] = []
+
+    def prepare(page: Page) -> str:
+        prepared.append(threading.current_thread().name)
+        return f"looked up {page.entries[0].sequence}"
+
+    reader = BatchReader(_feed(15, 5, []), max_entries=5, prepare=prepare)
+    first = reader.read_prepared(None)
+    second = reader.read_prepared(first[0].next_cursor)
+    third = reader.read_prepared("0")  # another cursor than the one read ahead: read directly
+
+    assert first[1] is None and second[1] == "looked up 6" and third[1] is None
+    assert prepared[0] == "read-ahead"

@@ -271,3 +271,56 @@ def test_an_endpoint_check_that_fails_beside_the_read_is_done_again_by_the_batch
     assert refused and report.ok and fhir.studies_written() == [A]
     endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
     assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"
+
+
+def test_the_next_batchs_lookups_run_beside_this_batchs_writes_and_see_them_through_what_it_wrote() -> None:
+    """Batch 2 is looked up before batch 1's transaction is applied (held until then), so its searches
+    find neither the study nor the Patient batch 1 creates. What batch 1 wrote must still be what
+    batch 2 continues: the study keeps instances 1 and 2, nothing is written again without If-Match."""
+    fhir = FakeFhir()
+    looked_up = threading.Event()
+    searches: list[str] = []
+    search = fhir._search
+
+    def noted_search(resource_type: str, params: dict[str, list[str]]) -> dict[str, Any]:
+        answer = search(resource_type, params)
+        searches.append(resource_type)
+        if searches.count("ImagingStudy") == 2 and searches.count("Patient") == 2:  # batch 1's, then batch 2's
+            looked_up.set()
+        return answer
+
+    held: list[bool] = []
+
+    def hold_the_first_write(_: dict[str, Any]) -> None:
+        if not held:
+            held.append(looked_up.wait(WAIT))  # batch 2's searches are answered first
+
+    fhir._search = noted_search  # type: ignore[method-assign]
+    fhir.on_transaction.append(hold_the_first_write)
+    source = FakeSource([study_entries(A, [1, 2]), study_entries(A, [3]) + study_entries(B, [4])])
+    worker = _worker(source, fhir, max_batch_entries=2)  # a batch per page
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.pages == 2 and held == [True]
+    studies = {uid: r for r in fhir.resources.values() if (uid := _study_uid(r))}
+    assert sorted(studies) == [A, B]
+    assert _instances(studies[A]) == ["1.2.3.1.1.1", "1.2.3.1.1.2", "1.2.3.1.1.3"]
+    assert len([key for key in fhir.resources if key.startswith("Patient/")]) == 1
+    second = fhir.transactions[1]["entry"]
+    rewritten = [e["request"] for e in second if e["request"]["url"] in {u for u in _urls(fhir.transactions[0])}]
+    assert rewritten and all(r.get("ifMatch") for r in rewritten)  # as batch 1 left them, never blind
+
+
+def _study_uid(resource: dict[str, Any]) -> str | None:
+    if resource.get("resourceType") != "ImagingStudy":
+        return None
+    return str(resource["identifier"][0]["value"]).removeprefix("urn:oid:")
+
+
+def _instances(study: dict[str, Any]) -> list[str]:
+    return sorted(i["uid"] for s in study["series"] for i in s["instance"])
+
+
+def _urls(bundle: dict[str, Any]) -> list[str]:
+    return [str(e["request"]["url"]) for e in bundle["entry"]]
