@@ -41,10 +41,11 @@ class EndpointCache:
         self._ids: dict[str | None, str] = {}
         self._lock = threading.Lock()
         self._prefetched: set[str | None] = set()  # partitions page.prefetch_endpoints has seen
+        self._prefetched_lock = threading.Lock()  # not `_lock`: that one is held while an Endpoint is written
 
     def first_seen(self, partitions: set[str | None]) -> set[str | None]:
         """Those of `partitions` not seen before (each is prefetched once; pages are read in two threads)."""
-        with self._lock:
+        with self._prefetched_lock:
             new = partitions - self._prefetched
             self._prefetched |= new
             return new

@@ -324,3 +324,32 @@ def _instances(study: dict[str, Any]) -> list[str]:
 
 def _urls(bundle: dict[str, Any]) -> list[str]:
     return [str(e["request"]["url"]) for e in bundle["entry"]]
+
+
+def test_pages_are_read_on_while_the_endpoint_is_written() -> None:
+    """The Endpoint's write is held until the batch's third page is read: the read must not wait
+    for the write (the cache holds its lock while it writes; the prefetch bookkeeping must not)."""
+    fhir = FakeFhir()
+    third_page_read = threading.Event()
+    held: list[bool] = []
+    handle = fhir.handle
+
+    def hold_the_endpoint_write(request: Any) -> Any:
+        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            held.append(third_page_read.wait(WAIT))
+        return handle(request)
+
+    class NotesItsReads(FakeSource):
+        def read_page(self, cursor: str | None) -> Page:
+            page = super().read_page(cursor)
+            if cursor == "2":
+                third_page_read.set()
+            return page
+
+    fhir.handle = hold_the_endpoint_write  # type: ignore[method-assign]
+    source = NotesItsReads([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2"), study_entries(C, [3])])
+    worker = _worker(source, fhir, max_batch_entries=3)  # one batch of three pages
+
+    report = worker.run_cycle()
+
+    assert report.ok and held == [True] and fhir.studies_written() == [A, B, C]
