@@ -17,19 +17,13 @@ from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
 from dicomcast.store.repository import LeaseTerm
-from dicomcast.worker import hooks, metrics
+from dicomcast.worker import batch_lookups, hooks, metrics
 from dicomcast.worker.availability import Availability, safe_reason
+from dicomcast.worker.batch_lookups import Written
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
-from dicomcast.worker.page import (
-    Lookups,
-    SyncResult,
-    Written,
-    prefetch_endpoints,
-    prefetch_lookups,
-    sync_entries,
-)
+from dicomcast.worker.page import SyncResult, prefetch_endpoints, sync_entries
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.state import WorkerState
@@ -118,17 +112,22 @@ class SourceWorker:
     def _sync_until_caught_up(self, report: CycleReport) -> None:
         cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
         # The next batch is read, and what FHIR holds for it looked up, while this one is written.
-        reader = BatchReader(self._read_page, self.ctx.tuning.max_batch_entries, prepare=self._prefetch_lookups)
+        reader = BatchReader(
+            self._read_page,
+            self.ctx.tuning.max_batch_entries,
+            prepare=lambda batch: batch_lookups.now(self.ctx, batch.entries),
+            prepare_first=lambda page: batch_lookups.start(self.ctx, page.entries),
+        )
         written: Written | None = None
         while not self.ctx.stop_event.is_set():
-            page, looked_up = reader.read_prepared(cursor)
+            page, early = reader.read_prepared(cursor)
             hooks.reached("page-read")
             self._hold_lease()  # renewed every batch; raises if another worker took it
             remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
             with telemetry.span("dicomcast.page", source=self.name, entries=len(page.entries)) as note:
                 # Lookups made beside the previous batch's writes see them only through `written`.
-                result = sync_entries(self.ctx, page.entries, looked_up=looked_up, carried=written)
+                result = sync_entries(self.ctx, page.entries, early=early, carried=written)
                 written = result.written
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
@@ -148,9 +147,6 @@ class SourceWorker:
         page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
         prefetch_endpoints(self.ctx, page.entries)  # a new partition's Endpoint, beside the batch's next pages
         return page
-
-    def _prefetch_lookups(self, page: Page) -> Lookups | None:
-        return prefetch_lookups(self.ctx, page)
 
     def _failures(self, page: Page, result: SyncResult) -> list[EntryFailure]:
         unreadable = [EntryFailure(entry, FailureClass.FEED, entry.reason) for entry in page.unreadable]

@@ -18,49 +18,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from dicomcast.dicom.models import ChangeEntry, DicomJson, Page, by_study
+from dicomcast.dicom.models import ChangeEntry, by_study
 from dicomcast.failures import EntryFailure
-from dicomcast.fhir.mapping import endpoint_resource, legacy, patient_keys
-from dicomcast.fhir.mapping.issues import Issues
-from dicomcast.fhir.mapping.reads import StudyReads
+from dicomcast.fhir.mapping import endpoint_resource, legacy
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
-from dicomcast.worker import lookups
+from dicomcast.worker import batch_lookups, lookups
+from dicomcast.worker.batch_lookups import EarlyLookups, Lookups, StudyKey, Written
 from dicomcast.worker.bundles import StudyJob, write_studies
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.study_write import StudyResult, StudyState
 
 T = TypeVar("T")
-
-StudyKey = tuple[str | None, str]  # (partition, study uid)
-
-
-@dataclass
-class Written:
-    """What a batch left in FHIR, as far as it knows: each study it handled (None: none or deleted)
-    and the Patient of each key its data named. The next batch's lookups ran beside these writes and
-    may predate them; a study or Patient created here and missed there would be written twice."""
-
-    studies: dict[StudyKey, Resource | None] = field(default_factory=dict)
-    patients: dict[PatientKey, Resource] = field(default_factory=dict)
-
-
-@dataclass
-class Lookups:
-    """What FHIR held for a batch when it was searched: Patient keys per study, ImagingStudies by
-    UID, Patients by key; `chosen` (carried from the batch before) overrides the study found."""
-
-    keys: dict[StudyKey, list[PatientKey]]
-    existing: dict[str, list[Resource]]
-    patients: dict[PatientKey, Resource]
-    chosen: dict[StudyKey, Resource | None] = field(default_factory=dict)
-
-    def carrying(self, written: Written | None) -> Lookups:
-        if written is None:
-            return self
-        studies = {key: written.studies[key] for key in self.keys if key in written.studies}
-        wanted = {k for keys in self.keys.values() for k in keys}
-        patients = {**self.patients, **{k: p for k, p in written.patients.items() if k in wanted}}
-        return Lookups(self.keys, self.existing, patients, studies)
 
 
 @dataclass
@@ -81,25 +49,21 @@ def sync_entries(
     ctx: SyncContext,
     entries: Sequence[ChangeEntry],
     *,
-    looked_up: Lookups | None = None,
+    early: EarlyLookups | None = None,
     carried: Written | None = None,
 ) -> SyncResult:
     """Write `entries` to FHIR, study by study; the caller records the failures and moves any checkpoint.
 
-    `looked_up`: the batch's lookups, made while the previous batch was written (`prefetch_lookups`);
-    `carried`: what that previous batch wrote, which those lookups may not have seen."""
+    `early`: lookups started before this call (batch_lookups.py); `carried`: what the previous batch
+    wrote, which they may not have seen."""
     groups = by_study(entries)
     if not groups:
         return SyncResult()
     partitions = list(dict.fromkeys(p for p, _ in groups))
-    if looked_up is None:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # Endpoints beside the searches
-            endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
-            found = look_up(ctx, groups, ctx.retry)
-            contexts = endpoints.result()
-    else:
-        found = looked_up.carrying(carried)
-        contexts = {p: source_context(ctx, p) for p in partitions}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # Endpoints beside the searches
+        endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
+        found = batch_lookups.complete(ctx, groups, early, carried)
+        contexts = endpoints.result()
     return _write_batch(ctx, groups, found, contexts)
 
 
@@ -126,33 +90,6 @@ def _write_batch(
         {k: view[k] for lane, view in zip(lanes, views, strict=True) for s in lane for k in found.keys[s] if k in view},
     )
     return SyncResult(results, written)
-
-
-def look_up(
-    ctx: SyncContext, groups: dict[StudyKey, list[ChangeEntry]], call: Callable[[Callable[[], Any]], Any]
-) -> Lookups:
-    """What FHIR holds for the batch's studies (by UID) and Patients (by key): two searches at once."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:
-        studies = pool.submit(
-            copy_context().run, call, lambda: lookups.studies_by_uid(ctx.fhir, {uid for _, uid in groups})
-        )
-        keys = {key: _study_patient_keys(ctx, entries) for key, entries in groups.items()}
-        all_keys = {k for ks in keys.values() for k in ks}
-        patients = call(lambda: lookups.patients_by_key(ctx.fhir, all_keys)) if all_keys else {}
-        return Lookups(keys, studies.result(), patients)
-
-
-def prefetch_lookups(ctx: SyncContext, page: Page) -> Lookups | None:
-    """The batch's lookups, made while the previous batch is still being written (from the
-    read-ahead thread). They may miss what that batch writes: `sync_entries` lays its `Written`
-    over them. Tried once; on any error the batch looks up again itself, with its retries."""
-    groups = by_study(page.entries)
-    if not groups:
-        return None
-    try:
-        return look_up(ctx, groups, _once)
-    except Exception:  # the batch meets the same error again, where it is handled
-        return None
 
 
 def _job(
@@ -228,24 +165,6 @@ def _view(
     """The Patients of the lane's own keys: the mapping looks Patients up by these keys alone, and a
     copy of every Patient of the batch for every lane was quadratic in the batch."""
     return {k: patients[k] for study in lane for k in keys[study] if k in patients}
-
-
-def _study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
-    found: dict[PatientKey, None] = {}
-    reads = StudyReads()  # a study's instances mostly carry the same patient elements: read once
-
-    def keys_of(data: DicomJson, _: Issues) -> list[PatientKey]:
-        return patient_keys(data, ctx.options)
-
-    for entry in entries:
-        if entry.metadata is None:
-            continue
-        try:
-            keys = reads.part("patient keys", entry.metadata, Issues(entry.sequence, enforce=False), keys_of)
-        except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
-            keys = []
-        found.update(dict.fromkeys(keys))
-    return list(found)
 
 
 def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[PatientKey]]) -> list[list[StudyKey]]:

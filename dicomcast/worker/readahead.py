@@ -7,7 +7,8 @@
   flight never holds up a stop). A read for another cursor, or after a failed read-ahead, is made
   directly, so errors surface where the loop handles them.
 * Prepared: `prepare` runs in that thread on the batch it read (the worker looks up what FHIR holds
-  for it, beside the previous batch's writes). A batch read directly is not prepared.
+  for it, beside the previous batch's writes). A batch read directly gets `prepare_first` with its
+  first page instead, when more pages follow (the worker starts that page's lookups meanwhile).
 """
 
 from __future__ import annotations
@@ -26,14 +27,24 @@ P = TypeVar("P")
 
 def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Page:
     """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends."""
+    return _read_batch(read_page, cursor, max_entries, None)[0]
+
+
+def _read_batch(
+    read_page: ReadPage, cursor: str | None, max_entries: int, first: Callable[[Page], P | None] | None
+) -> tuple[Page, P | None]:
+    """`read_batch`; `first` is called with the first page when more pages follow in the batch."""
     page = read_page(cursor)
     entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
+    prepared = None
+    if first is not None and not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
+        prepared = first(page)
     while not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
         page = read_page(page.next_cursor)
         entries += page.entries
         skipped += page.skipped
         unreadable += page.unreadable
-    return dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable)
+    return dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable), prepared
 
 
 class BatchReader(Generic[P]):
@@ -44,11 +55,13 @@ class BatchReader(Generic[P]):
         *,
         read_ahead: bool = True,
         prepare: Callable[[Page], P | None] | None = None,
+        prepare_first: Callable[[Page], P | None] | None = None,
     ) -> None:
         self._read_page = read_page
         self._max_entries = max_entries
         self._read_ahead = read_ahead
         self._prepare = prepare
+        self._prepare_first = prepare_first
         self._ahead: tuple[str, Future[tuple[Page, P | None]]] | None = None
 
     def read(self, cursor: str | None) -> Page:
@@ -65,7 +78,7 @@ class BatchReader(Generic[P]):
             except Exception:  # read again in the caller's thread, where errors are handled
                 batch = None
         if batch is None:
-            batch = (read_batch(self._read_page, cursor, self._max_entries), None)
+            batch = _read_batch(self._read_page, cursor, self._max_entries, self._prepare_first)
         page = batch[0]
         if self._read_ahead and not page.caught_up:
             self._ahead = (page.next_cursor, self._start(page.next_cursor))

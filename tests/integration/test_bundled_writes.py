@@ -4,7 +4,9 @@ one-instance studies cost a few requests per batch, not one each; a study that m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from tests.integration.azure_worker import azure_env, sync_once
 from tests.integration.sync_helpers import snapshot, versions
 from tests.servers.azure_dicom import AzureDicomServer
 from tests.servers.azure_dicom_data import dicom_json, generate_studies, uids
-from tests.servers.faulty_proxy import FaultyProxy, Rule, outcome
+from tests.servers.faulty_proxy import FaultyProxy, Rewrite, Rule, outcome
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +112,56 @@ def test_a_conflicting_and_a_refused_study_leave_the_others_of_their_bundle_land
     assert _conflicts() > conflicts  # sekmet did answer 412
     landed = _landed(snapshot(fhir_server))
     assert landed == {grown_uid: 3, **{uids(i)[0]: 1 for i in others}}
+
+
+def _search_of(resource_type: str) -> Callable[[str, str], bool]:
+    def matches(method: str, path: str) -> bool:
+        where = path.split("?", 1)[0].removesuffix("/_search")
+        return where.endswith(f"/fhir/{resource_type}") and method in ("GET", "POST")
+
+    return matches
+
+
+def test_the_next_batch_looked_up_before_this_batchs_write_lands_continues_what_it_wrote(
+    azure: AzureDicomServer, fhir_server: peers.Peer, proxy: FaultyProxy, tmp_path: Path
+) -> None:
+    """Batch 2 (read ahead) is searched while batch 1's transaction is held at the proxy: sekmet answers
+    its searches without the study and the Patient batch 1 creates. Batch 2 must continue them as
+    batch 1 wrote them (If-Match on its version), not create them again over batch 1's instances."""
+    spanning = [{**i, **dicom_json(PatientID="SHARED")} for i in generate_studies(1, 3, seed=34)]
+    patient = {tag: spanning[0][tag] for tag in ("00100010", "00100030", "00100040") if tag in spanning[0]}
+    second = [{**i, **dicom_json(PatientID="SHARED"), **patient} for i in generate_studies(1, 1, seed=35)]
+    azure.store_all([*spanning, *second])
+    answered: Counter[str] = Counter()
+    looked_up, held = threading.Event(), []
+
+    def noted(kind: str) -> Callable[[bytes], bytes]:
+        def body(content: bytes) -> bytes:  # runs once sekmet has answered, before the worker sees it
+            answered[kind] += 1
+            if answered["ImagingStudy"] >= 2 and answered["Patient"] >= 2:  # batch 1's searches, then batch 2's
+                looked_up.set()
+            return content
+
+        return body
+
+    def hold_the_first_transaction(method: str, path: str, body: bytes) -> bool:
+        if _transaction(method, body) and not held:
+            held.append(looked_up.wait(60))
+        return False
+
+    proxy.rewrites += [Rewrite(_search_of(k), noted(k)) for k in ("ImagingStudy", "Patient")]
+    proxy.rules.append(Rule(hold_the_first_transaction, 0, {}))
+    env = azure_env(
+        f"{azure.url}/v2",
+        f"{proxy.url}/fhir",
+        tmp_path / "s.db",
+        DicomCastWorker__BatchSize="2",
+        DicomCastWorker__MaxBatchEntries="2",
+    )
+
+    report = sync_once(env)
+
+    assert report.ok and report.entries == 4 and held == [True]
+    snap = snapshot(fhir_server)
+    assert _landed(snap) == {uids(spanning[0])[0]: 3, uids(second[0])[0]: 1}
+    assert len(snap["Patient"]) == 1

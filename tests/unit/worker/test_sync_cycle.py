@@ -353,3 +353,41 @@ def test_pages_are_read_on_while_the_endpoint_is_written() -> None:
     report = worker.run_cycle()
 
     assert report.ok and held == [True] and fhir.studies_written() == [A, B, C]
+
+
+def test_a_batchs_first_page_is_looked_up_while_its_next_pages_are_read() -> None:
+    """Page 2 is returned only once page 1's study has been searched; the batch then searches only
+    what page 2 added, and links the Patient page 1's search found (written in an earlier cycle)."""
+    fhir = FakeFhir()
+    first = FakeSource([study_entries(A, [1])])
+    _worker(first, fhir).run_cycle()
+    searched: list[tuple[str, set[str]]] = []
+    search = fhir._search
+    page_one_searched = threading.Event()
+
+    def noted_search(resource_type: str, params: dict[str, list[str]]) -> dict[str, Any]:
+        tokens = {t for v in params.get("identifier", []) for t in v.split(",")}
+        searched.append((resource_type, tokens))
+        if resource_type == "ImagingStudy" and any(B in t for t in tokens):
+            page_one_searched.set()
+        return search(resource_type, params)
+
+    class WaitsForTheLookup(FakeSource):
+        def read_page(self, cursor: str | None) -> Page:
+            if cursor == "1":
+                assert page_one_searched.wait(WAIT), "page 1 was not looked up beside page 2's read"
+            return super().read_page(cursor)
+
+    fhir._search = noted_search  # type: ignore[method-assign]
+    source = WaitsForTheLookup([study_entries(B, [1]), study_entries(B, [2]) + study_entries(C, [3], patient_id="PAT-3")])
+    worker = _worker(source, fhir, max_batch_entries=3)  # one batch of two pages
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.pages == 1 and fhir.studies_written() == [A, B, C]
+    studies = [tokens for kind, tokens in searched if kind == "ImagingStudy"]
+    assert len(studies) == 2 and any(B in t for t in studies[0]) and all(C in t for t in studies[1])
+    assert not any(B in t for t in studies[1])  # not searched twice
+    assert len([key for key in fhir.resources if key.startswith("Patient/")]) == 2  # PAT-1 found, PAT-3 new
+    b = next(r for r in fhir.resources.values() if _study_uid(r) == B)
+    assert _instances(b) == ["1.2.3.2.1.1", "1.2.3.2.1.2"]

@@ -1,0 +1,170 @@
+"""What FHIR holds for a batch (its ImagingStudies by UID, its Patients by key), looked up as early
+as the feed allows.
+
+* A batch read directly (the first of a cycle) starts the lookups of its first page's studies while
+  its next pages are read; the studies and keys of the later pages are looked up when the batch is
+  synced (`complete`).
+* A batch read ahead (while the previous one is written) is looked up whole in the read-ahead
+  thread. Those searches may come before the previous batch's writes land, so what that batch wrote
+  (`Written`) is laid over them: a study or Patient it created and they missed would otherwise be
+  written again, without If-Match, over it.
+
+Early lookups are tried once; whatever fails is looked up again by the batch, with its retries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dicomcast.dicom.models import ChangeEntry, DicomJson, by_study
+from dicomcast.fhir.mapping import patient_keys
+from dicomcast.fhir.mapping.issues import Issues
+from dicomcast.fhir.mapping.reads import StudyReads
+from dicomcast.fhir.mapping.types import PatientKey, Resource
+from dicomcast.worker import lookups
+from dicomcast.worker.context import SyncContext
+
+T = TypeVar("T")
+StudyKey = tuple[str | None, str]  # (partition, study uid)
+Groups = dict[StudyKey, list[ChangeEntry]]
+Call = Callable[[Callable[[], Any]], Any]
+
+
+@dataclass
+class Written:
+    """What a batch left in FHIR, as far as it knows: each study it handled (None: none, or deleted)
+    and the Patient of each key its data named."""
+
+    studies: dict[StudyKey, Resource | None] = field(default_factory=dict)
+    patients: dict[PatientKey, Resource] = field(default_factory=dict)
+
+
+@dataclass
+class Lookups:
+    """What FHIR held when searched: Patient keys per study, ImagingStudies by UID (of `uids`),
+    Patients by key (of `searched`); `chosen` (carried from the batch before) overrides a study found."""
+
+    keys: dict[StudyKey, list[PatientKey]]
+    uids: set[str]
+    existing: dict[str, list[Resource]]
+    searched: set[PatientKey]
+    patients: dict[PatientKey, Resource]
+    chosen: dict[StudyKey, Resource | None] = field(default_factory=dict)
+
+    def carrying(self, written: Written | None) -> Lookups:
+        if written is None:
+            return self
+        studies = {key: written.studies[key] for key in self.keys if key in written.studies}
+        patients = {**self.patients, **{k: p for k, p in written.patients.items() if k in self.searched}}
+        return Lookups(self.keys, self.uids, self.existing, self.searched, patients, studies)
+
+
+EarlyLookups = Future[Lookups]
+
+
+def look_up(ctx: SyncContext, groups: Groups, call: Call) -> Lookups:
+    """The batch's studies by UID and its Patients by key: the two searches at once."""
+    keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}
+    return _search(ctx, keys, {uid for _, uid in groups}, _all(keys.values()), call)
+
+
+def complete(ctx: SyncContext, groups: Groups, early: EarlyLookups | None, carried: Written | None) -> Lookups:
+    """The batch's lookups: what was looked up early (if it worked), the rest now, with retries."""
+    found = _result(early)
+    if found is None:
+        return look_up(ctx, groups, ctx.retry)
+    keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}  # later pages may add keys
+    uids = {uid for _, uid in groups} - found.uids
+    wanted = _all(keys.values()) - found.searched
+    if uids or wanted:
+        rest = _search(ctx, keys, uids, wanted, ctx.retry)
+        found = Lookups(
+            keys,
+            found.uids | rest.uids,
+            {**found.existing, **rest.existing},
+            found.searched | rest.searched,
+            {**found.patients, **rest.patients},
+        )
+    return Lookups(keys, found.uids, found.existing, found.searched, found.patients).carrying(carried)
+
+
+def start(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> EarlyLookups | None:
+    """Look up `entries`' studies and Patients in a thread (the batch's first page, while the rest is read)."""
+    groups = by_study(entries)
+    if not groups:
+        return None
+    future: EarlyLookups = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(look_up(ctx, groups, _once))
+        except BaseException as exc:  # the batch looks up again itself
+            future.set_exception(exc)
+
+    threading.Thread(target=copy_context().run, args=(run,), name="lookup", daemon=True).start()
+    return future
+
+
+def now(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> EarlyLookups | None:
+    """Look up a whole batch in this thread (the read-ahead's, beside the previous batch's writes)."""
+    groups = by_study(entries)
+    if not groups:
+        return None
+    future: EarlyLookups = Future()
+    try:
+        future.set_result(look_up(ctx, groups, _once))
+    except Exception as exc:  # the batch looks up again itself
+        future.set_exception(exc)
+    return future
+
+
+def study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
+    found: dict[PatientKey, None] = {}
+    reads = StudyReads()  # a study's instances mostly carry the same patient elements: read once
+
+    def keys_of(data: DicomJson, _: Issues) -> list[PatientKey]:
+        return patient_keys(data, ctx.options)
+
+    for entry in entries:
+        if entry.metadata is None:
+            continue
+        try:
+            keys = reads.part("patient keys", entry.metadata, Issues(entry.sequence, enforce=False), keys_of)
+        except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
+            keys = []
+        found.update(dict.fromkeys(keys))
+    return list(found)
+
+
+def _search(
+    ctx: SyncContext, keys: dict[StudyKey, list[PatientKey]], uids: set[str], wanted: set[PatientKey], call: Call
+) -> Lookups:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:
+        studies = (
+            pool.submit(copy_context().run, call, lambda: lookups.studies_by_uid(ctx.fhir, uids)) if uids else None
+        )
+        patients = call(lambda: lookups.patients_by_key(ctx.fhir, wanted)) if wanted else {}
+        existing = studies.result() if studies is not None else {}
+    return Lookups(keys, uids, existing, wanted, patients)
+
+
+def _all(key_lists: Iterable[list[PatientKey]]) -> set[PatientKey]:
+    return {k for ks in key_lists for k in ks}
+
+
+def _result(early: EarlyLookups | None) -> Lookups | None:
+    if early is None:
+        return None
+    try:
+        return early.result()
+    except Exception:
+        return None
+
+
+def _once(fn: Callable[[], T]) -> T:
+    return fn()
