@@ -19,7 +19,6 @@ or written.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dicomcast.fhir.mapping import ids
 from dicomcast.fhir.mapping.terminology import DCM, LOINC, RFC3986
-from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext, service_root
+from dicomcast.fhir.mapping.types import FhirVersion, Resource, SourceContext, copied, service_root
 
 ENDPOINT_NAME = "DICOM WADO-RS endpoint"
 _DICOM_CAST_MODALITY_SYSTEM = "DCM"
@@ -94,7 +93,7 @@ def adopted_study(existing: Resource | None, context: SourceContext, version: Fh
     """
     if existing is None or not is_dicom_cast_study(existing, context):
         return existing
-    study = copy.deepcopy(existing)
+    study = copied(existing)
     study["meta"] = {**study.get("meta", {}), "source": context.source_uri}
     for series in study.get("series") or []:
         _modality_system(series, version)

@@ -15,7 +15,6 @@ everything else; it is linked, never duplicated.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from dicomcast.fhir.mapping.datatypes import human_names
 from dicomcast.fhir.mapping.ids import resource_id
 from dicomcast.fhir.mapping.issues import Issues
 from dicomcast.fhir.mapping.terminology import GENDER, RFC3986
-from dicomcast.fhir.mapping.types import MappingOptions, PatientKey, Resource
+from dicomcast.fhir.mapping.types import MappingOptions, PatientKey, Resource, copied
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -166,7 +165,7 @@ def read_issuer(dataset: DicomJson) -> tuple[str | None, dict[str, Any]]:
         local = dj.text(item, tags.LOCAL_NAMESPACE_ENTITY_ID, 1024)
     name = text or universal or local
     if name is None:
-        return None, copy.deepcopy(NO_ISSUER)
+        return None, copied(NO_ISSUER)
     assigner: dict[str, Any] = {}
     if universal:
         oid = kind == "ISO" and _OID.match(universal)
@@ -293,7 +292,7 @@ def _stamp(patient: Resource, key: PatientKey, assigner: dict[str, Any]) -> None
         patient.setdefault("identifier", []).append(identifier)
     if identifier.get("system") == "":
         del identifier["system"]
-    identifier.setdefault("assigner", copy.deepcopy(assigner))
+    identifier.setdefault("assigner", copied(assigner))
 
 
 def merge_patient(
@@ -303,7 +302,7 @@ def merge_patient(
     demographics (`gender`, `birthDate`) it holds otherwise and kept: empty ones are filled, a
     different value is only written by a correction (`correct`: an Azure `update` action)."""
     if existing is not None:
-        patient = copy.deepcopy(existing)
+        patient = copied(existing)
     else:
         patient = {"resourceType": "Patient", "id": resource_id("Patient", keys[0].system or "", keys[0].value)}
     for key in keys:

@@ -21,7 +21,6 @@ Rules (design.md section 2; the same input always gives the same output):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from dicomcast.dicom.models import ChangeEntry
 from dicomcast.fhir.mapping.ids import study_identifier
 from dicomcast.fhir.mapping.instance import IMAGE_LEVEL, InstanceFacts
 from dicomcast.fhir.mapping.terminology import V2_0203
-from dicomcast.fhir.mapping.types import FhirVersion, MappingWarning, Resource, SourceContext
+from dicomcast.fhir.mapping.types import FhirVersion, MappingWarning, Resource, SourceContext, copied
 
 
 def _acquisition_modalities() -> frozenset[str]:
@@ -89,9 +88,7 @@ class StudyMerger:
         self.existing = existing
         self.context = context
         self.version = version
-        self.study: Resource = (
-            copy.deepcopy(existing) if existing else {"resourceType": "ImagingStudy", "id": resource_id}
-        )
+        self.study: Resource = copied(existing) if existing else {"resourceType": "ImagingStudy", "id": resource_id}
         self.series: dict[str, dict[str, Any]] = {}
         self.instances: dict[str, dict[str, dict[str, Any]]] = {}  # series uid -> sop uid -> instance
         self.series_of: dict[str, str] = {}  # sop uid -> series uid

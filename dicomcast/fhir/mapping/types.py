@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.failures import EntryFailure, FailureClass
@@ -19,6 +19,17 @@ from dicomcast.fhir.mapping.ids import identifier_token
 __all__ = ["EntryFailure", "FailureClass"]  # re-exported: the mapping's failures are DICOM ones
 
 Resource = dict[str, Any]
+J = TypeVar("J")
+
+
+def copied(value: J) -> J:
+    """A deep copy of FHIR JSON (dicts, lists and scalars): about three times as fast as
+    `copy.deepcopy`, which the mapping paid for every existing ImagingStudy and Patient it merged."""
+    if isinstance(value, dict):
+        return cast(J, {k: copied(v) if isinstance(v, dict | list) else v for k, v in value.items()})
+    if isinstance(value, list):
+        return cast(J, [copied(v) if isinstance(v, dict | list) else v for v in value])
+    return value
 
 
 class FhirVersion(StrEnum):
