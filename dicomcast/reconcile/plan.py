@@ -21,7 +21,7 @@ from dicomcast.fhir.mapping.types import PatientKey, Resource, SourceContext, St
 from dicomcast.reconcile.compare import Difference, StudyCheck
 from dicomcast.worker import lookups
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.page import source_context
+from dicomcast.worker.endpoints import source_context
 
 
 def study_context(ctx: SyncContext, partition: str | None, *, dry_run: bool) -> SourceContext:

@@ -11,8 +11,9 @@ permanent error). One bad study among n costs about 2·log2(n) extra requests; t
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -63,19 +64,38 @@ class _Planned:
     started_ns: int = field(default_factory=time.time_ns)
 
 
-def write_studies(ctx: SyncContext, jobs: Sequence[StudyJob]) -> list[StudyResult]:
-    """Map and write `jobs` (no two share a Patient); returns their results in the same order."""
+class Once:
+    """`wait` called before the first write to FHIR, once (again after it raised): what the writes
+    refer to must exist first (the Endpoint), while the studies may already be mapped."""
+
+    def __init__(self, wait: Callable[[], None]) -> None:
+        self._wait = wait
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if not self._done:
+                self._wait()
+                self._done = True
+
+
+def write_studies(
+    ctx: SyncContext, jobs: Sequence[StudyJob], before_write: Callable[[], None] = lambda: None
+) -> list[StudyResult]:
+    """Map and write `jobs` (no two share a Patient); returns their results in the same order.
+    `before_write` is called before anything is sent to FHIR."""
     planned: list[_Planned] = []
     workers = max(1, min(ctx.tuning.max_concurrent_studies, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundle") as pool:
         futures: list[Future[None]] = []
         packer = _Packer(ctx.tuning.max_bundle_entries, ctx.tuning.max_bundle_bytes)
         for job in jobs:
-            study = _plan(ctx, job)
+            study = _plan(ctx, job, before_write)
             planned.append(study)
             for bundle in packer.add(study):  # each bundle in a copy of this context: spans nest
-                futures.append(pool.submit(copy_context().run, _write_bundle, ctx, bundle))
-        futures += [pool.submit(copy_context().run, _write_bundle, ctx, b) for b in packer.flush()]
+                futures.append(pool.submit(copy_context().run, _write_after, before_write, ctx, bundle))
+        futures += [pool.submit(copy_context().run, _write_after, before_write, ctx, b) for b in packer.flush()]
         for future in futures:
             future.result()
     for study in planned:
@@ -83,12 +103,13 @@ def write_studies(ctx: SyncContext, jobs: Sequence[StudyJob]) -> list[StudyResul
     return [study.result for study in planned]
 
 
-def _plan(ctx: SyncContext, job: StudyJob) -> _Planned:
+def _plan(ctx: SyncContext, job: StudyJob, before_write: Callable[[], None]) -> _Planned:
     """Map the study; a study that cannot be mapped as a whole takes the one-study path at once."""
     study = _Planned(job, StudyResult(job.study_uid, len(job.entries)))
     try:
         study.output = _map(ctx, job)
     except MappingError:
+        before_write()
         study.result = _alone(ctx, job, conflict=False)
         return study
     study.result.failures = list(study.output.failures)
@@ -132,6 +153,11 @@ class _Packer:
         if self.open:
             yield self.open
         self.open, self.entries, self.size, self.urls = [], 0, 0, set()
+
+
+def _write_after(before_write: Callable[[], None], ctx: SyncContext, bundle: list[_Planned]) -> None:
+    before_write()  # outside `_write_bundle`: its failure is the batch's, never one study's
+    _write_bundle(ctx, bundle)
 
 
 def _write_bundle(ctx: SyncContext, bundle: list[_Planned]) -> None:

@@ -35,17 +35,20 @@ class Tuning:
 
 class EndpointCache:
     """partition -> FHIR Endpoint id, found or written once per process (under a lock: the studies
-    of a page run in parallel and must not write the Endpoint twice)."""
+    of a page run in parallel and must not write the Endpoint twice). The id is known once decided,
+    before its write lands (worker/endpoints.py)."""
 
     def __init__(self) -> None:
         self._ids: dict[str | None, str] = {}
-        self._lock = threading.Lock()
-        self._prefetched: set[str | None] = set()  # partitions page.prefetch_endpoints has seen
-        self._prefetched_lock = threading.Lock()  # not `_lock`: that one is held while an Endpoint is written
+        self._lock = threading.Lock()  # held while an Endpoint is checked and written
+        self._decided: dict[str | None, str] = {}
+        self._deciding: dict[str | None, threading.Event] = {}  # a check in flight in a thread
+        self._prefetched: set[str | None] = set()  # partitions endpoints.prefetch has seen
+        self._own_lock = threading.Lock()  # for the three above: never held while FHIR is called
 
     def first_seen(self, partitions: set[str | None]) -> set[str | None]:
         """Those of `partitions` not seen before (each is prefetched once; pages are read in two threads)."""
-        with self._prefetched_lock:
+        with self._own_lock:
             new = partitions - self._prefetched
             self._prefetched |= new
             return new
@@ -55,6 +58,35 @@ class EndpointCache:
             if partition not in self._ids:
                 self._ids[partition] = ensure()
             return self._ids[partition]
+
+    def deciding(self, partition: str | None) -> None:
+        """A check of `partition` started in a thread: `decided` waits for its decision."""
+        with self._own_lock:
+            self._deciding.setdefault(partition, threading.Event())
+
+    def decide(self, partition: str | None, endpoint_id: str) -> None:
+        with self._own_lock:
+            self._decided[partition] = endpoint_id
+            event = self._deciding.get(partition)
+        if event is not None:
+            event.set()
+
+    def settled(self, partition: str | None) -> None:
+        """The threaded check ended, decided or not (a failed one decides nothing)."""
+        with self._own_lock:
+            event = self._deciding.get(partition)
+        if event is not None:
+            event.set()
+
+    def decided(self, partition: str | None) -> str | None:
+        """The Endpoint id chosen for `partition` (perhaps not written yet), after a threaded check in
+        flight has decided; None when no check has decided one."""
+        with self._own_lock:
+            event = self._deciding.get(partition)
+        if event is not None:
+            event.wait()
+        with self._own_lock:
+            return self._decided.get(partition)
 
 
 @dataclass

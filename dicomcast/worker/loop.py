@@ -17,13 +17,13 @@ from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
 from dicomcast.store.repository import LeaseTerm
-from dicomcast.worker import batch_lookups, hooks, metrics
+from dicomcast.worker import batch_lookups, endpoints, hooks, metrics
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.batch_lookups import Written
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
-from dicomcast.worker.page import SyncResult, prefetch_endpoints, sync_entries
+from dicomcast.worker.page import SyncResult, sync_entries
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_page
 from dicomcast.worker.state import WorkerState
@@ -145,7 +145,7 @@ class SourceWorker:
 
     def _read_page(self, cursor: str | None) -> Page:
         page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
-        prefetch_endpoints(self.ctx, page.entries)  # a new partition's Endpoint, beside the batch's next pages
+        endpoints.prefetch(self.ctx, page.entries)  # a new partition's Endpoint, beside the batch's next pages
         return page
 
     def _failures(self, page: Page, result: SyncResult) -> list[EntryFailure]:

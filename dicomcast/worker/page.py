@@ -9,26 +9,20 @@ advances the checkpoint only when every study of the page is written or recorded
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
 
 from dicomcast.dicom.models import ChangeEntry, by_study
 from dicomcast.failures import EntryFailure
-from dicomcast.fhir.mapping import endpoint_resource, legacy
 from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
-from dicomcast.worker import batch_lookups, lookups
+from dicomcast.worker import batch_lookups, endpoints, lookups
 from dicomcast.worker.batch_lookups import EarlyLookups, Lookups, StudyKey, Written
-from dicomcast.worker.bundles import StudyJob, write_studies
+from dicomcast.worker.bundles import Once, StudyJob, write_studies
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.study_write import StudyResult, StudyState
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -61,9 +55,10 @@ def sync_entries(
         return SyncResult()
     partitions = list(dict.fromkeys(p for p, _ in groups))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # Endpoints beside the searches
-        endpoints = pool.submit(copy_context().run, lambda: {p: source_context(ctx, p) for p in partitions})
+        early_contexts = partial(endpoints.early_source_context, ctx)
+        contexts_of = pool.submit(copy_context().run, lambda: {p: early_contexts(p) for p in partitions})
         found = batch_lookups.complete(ctx, groups, early, carried)
-        contexts = endpoints.result()
+        contexts = contexts_of.result()
     return _write_batch(ctx, groups, found, contexts)
 
 
@@ -75,6 +70,7 @@ def _write_batch(
 ) -> SyncResult:
     lanes = _lanes(groups, found.keys)
     views = [_view(found.patients, lane, found.keys) for lane in lanes]  # only a lane's own studies touch its patients
+    before_write = Once(partial(endpoints.ensure_written, ctx, contexts))  # mapped meanwhile, sent after
     results: list[StudyResult] = []
     jobs: list[StudyJob] = []
     for depth in range(max(len(lane) for lane in lanes)):
@@ -83,7 +79,7 @@ def _write_batch(
             for lane, view in zip(lanes, views, strict=True)
             if depth < len(lane)
         ]
-        results += write_studies(ctx, round_jobs)
+        results += write_studies(ctx, round_jobs, before_write)
         jobs += round_jobs
     written = Written(
         {(job.partition, job.study_uid): job.state.study for job in jobs},
@@ -106,57 +102,6 @@ def _job(
     else:
         study = lookups.pick_study(found.existing.get(study_uid, []), source_ctx, source_ctx.service_root)
     return StudyJob(source_ctx, study_uid, partition, groups[key], StudyState(study, patients))
-
-
-def source_context(ctx: SyncContext, partition: str | None) -> SourceContext:
-    address = ctx.source.endpoint_address(partition)
-    return SourceContext(source_uri=address, endpoint_reference=f"Endpoint/{ensure_endpoint(ctx, partition)}")
-
-
-def prefetch_endpoints(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
-    """Find (or write) the Endpoints of a page's partitions beside the rest of its batch's read, the
-    first time each is seen (the batch would otherwise wait for them after its read). Errors are the
-    batch's to report: this tries once, without retries (the cache's lock would hold the batch while
-    they ran), and the batch asks the EndpointCache again, with its retries."""
-    partitions = ctx.endpoints.first_seen({entry.partition for entry in entries})
-    if not partitions:
-        return
-
-    def run() -> None:
-        for partition in partitions:
-            with contextlib.suppress(Exception):  # the batch meets the same error again, where it is handled
-                ensure_endpoint(ctx, partition, once=True)
-
-    threading.Thread(target=copy_context().run, args=(run,), name="endpoint", daemon=True).start()
-
-
-def ensure_endpoint(ctx: SyncContext, partition: str | None, *, once: bool = False) -> str:
-    """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing.
-    `once`: each request tried once, without the retry policy."""
-    return ctx.endpoints.get(partition, partial(_write_endpoint, ctx, partition, _once if once else ctx.retry))
-
-
-def _once(fn: Callable[[], T]) -> T:
-    return fn()
-
-
-def _write_endpoint(ctx: SyncContext, partition: str | None, call: Callable[[Callable[[], Any]], Any]) -> str:
-    address = ctx.source.endpoint_address(partition)
-    wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
-    names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint") as pool:  # one round trip, not two
-        by_name = pool.submit(copy_context().run, call, lambda: lookups.wado_endpoint(ctx.fhir, names))
-        current = call(lambda: ctx.fhir.read("Endpoint", str(wanted["id"])))
-        if current is None:  # one with a server id: adopted (written before by DICOM Cast, or by us for it)
-            current = by_name.result()
-            wanted["id"] = current["id"] if current is not None else wanted["id"]
-    if current is None or _differs(current, wanted):
-        call(lambda: ctx.fhir.put(wanted))
-    return str(wanted["id"])
-
-
-def _differs(current: Resource, wanted: Resource) -> bool:
-    return any(current.get(k) != v for k, v in wanted.items() if k not in ("meta", "id"))
 
 
 def _view(

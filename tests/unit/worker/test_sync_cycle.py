@@ -18,6 +18,7 @@ from dicomcast.config.settings import WorkerSettings
 from dicomcast.dicom.models import Page, UnreadableEntry
 from dicomcast.errors import PermanentUpstreamError
 from dicomcast.fhir.mapping.types import PatientKey
+from dicomcast.worker import bundles
 from dicomcast.worker.availability import Backoff
 from dicomcast.worker.loop import SourceWorker
 from dicomcast.worker.page import _lanes
@@ -379,7 +380,9 @@ def test_a_batchs_first_page_is_looked_up_while_its_next_pages_are_read() -> Non
             return super().read_page(cursor)
 
     fhir._search = noted_search  # type: ignore[method-assign]
-    source = WaitsForTheLookup([study_entries(B, [1]), study_entries(B, [2]) + study_entries(C, [3], patient_id="PAT-3")])
+    source = WaitsForTheLookup(
+        [study_entries(B, [1]), study_entries(B, [2]) + study_entries(C, [3], patient_id="PAT-3")]
+    )
     worker = _worker(source, fhir, max_batch_entries=3)  # one batch of two pages
 
     report = worker.run_cycle()
@@ -391,3 +394,60 @@ def test_a_batchs_first_page_is_looked_up_while_its_next_pages_are_read() -> Non
     assert len([key for key in fhir.resources if key.startswith("Patient/")]) == 2  # PAT-1 found, PAT-3 new
     b = next(r for r in fhir.resources.values() if _study_uid(r) == B)
     assert _instances(b) == ["1.2.3.2.1.1", "1.2.3.2.1.2"]
+
+
+def test_a_batch_is_mapped_while_its_endpoint_is_written_and_sent_only_after() -> None:
+    """The Endpoint's PUT is held until the batch's study has been mapped: mapping must not wait for
+    it, and no transaction may reach FHIR before it lands (the study refers to the Endpoint)."""
+    fhir = FakeFhir()
+    mapped = threading.Event()
+    order: list[str] = []
+    held: list[bool] = []
+    handle = fhir.handle
+
+    def hold_the_endpoint_write(request: Any) -> Any:
+        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            held.append(mapped.wait(WAIT))
+            order.append("Endpoint written")
+        elif request.method == "POST" and request.url.path.strip("/") == "":
+            order.append("transaction")
+        return handle(request)
+
+    fhir.handle = hold_the_endpoint_write  # type: ignore[method-assign]
+    map_output = bundles.map_output
+
+    def noted_map(*args: Any) -> Any:
+        output = map_output(*args)
+        mapped.set()
+        return output
+
+    source = FakeSource([study_entries(A, [1]), study_entries(A, [2])])
+    worker = _worker(source, fhir, max_batch_entries=2)  # one batch of two pages
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bundles, "map_output", noted_map)
+        report = worker.run_cycle()
+
+    assert report.ok and held == [True] and order == ["Endpoint written", "transaction"]
+    study = next(r for r in fhir.resources.values() if _study_uid(r) == A)
+    [endpoint] = [key for key in fhir.resources if key.startswith("Endpoint/")]
+    assert study["endpoint"] == [{"reference": endpoint}]
+
+
+def test_an_endpoint_that_cannot_be_written_keeps_the_whole_batch_out_of_fhir() -> None:
+    fhir = FakeFhir()
+    handle = fhir.handle
+
+    def refuse_the_endpoint(request: Any) -> Any:
+        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            return httpx.Response(422, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+        return handle(request)
+
+    fhir.handle = refuse_the_endpoint  # type: ignore[method-assign]
+    source = FakeSource([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    worker = _worker(source, fhir, max_batch_entries=2)
+
+    report = worker.run_cycle()
+
+    assert not report.ok and fhir.transactions == []
+    assert worker.ctx.store.read_checkpoint(source.name) is None
+    assert worker.ctx.store.failures() == []  # nothing recorded as the studies' failure
