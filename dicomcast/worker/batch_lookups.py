@@ -106,7 +106,10 @@ def start(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> EarlyLookups | No
         except BaseException as exc:  # the batch looks up again itself
             future.set_exception(exc)
 
-    threading.Thread(target=copy_context().run, args=(run,), name="lookup", daemon=True).start()
+    try:
+        threading.Thread(target=copy_context().run, args=(run,), name="lookup", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the batch looks its studies up itself
+        return None
     return future
 
 

@@ -75,7 +75,11 @@ def prefetch(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
             finally:
                 ctx.endpoints.settled(partition)
 
-    threading.Thread(target=copy_context().run, args=(run,), name="endpoint", daemon=True).start()
+    try:
+        threading.Thread(target=copy_context().run, args=(run,), name="endpoint", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the batch checks them itself, and must not wait for this
+        for partition in partitions:
+            ctx.endpoints.settled(partition)
 
 
 def ensure_endpoint(ctx: SyncContext, partition: str | None, *, once: bool = False) -> str:
