@@ -10,7 +10,7 @@ from benchmarks.measure import Result, Stopwatch, peak_rss_mb
 from dicomcast.config import load_settings
 from dicomcast.logs import configure_logging
 from dicomcast.worker import metrics
-from dicomcast.worker.build import build, freeze_start_up_objects
+from dicomcast.worker.build import build, tune_collector
 from dicomcast.worker.runner import make_workers, run_once
 from dicomcast.worker.state import WorkerState
 
@@ -53,7 +53,7 @@ def run_worker(job: WorkerJob) -> Result:
     settings = load_settings(environ=worker_environment(job)).settings
     configure_logging(settings.logging.level, settings.logging.format)
     parts = build(settings)
-    freeze_start_up_objects()  # as `dicomcast run` does
+    tune_collector()  # as `dicomcast run` does
     if job.experiment:
         for ctx in parts.contexts:
             ctx.source = decorate(ctx.source, job.experiment)

@@ -42,12 +42,12 @@ def run(invocation: click.Context, once: bool) -> None:
 
 
 def _run_once(settings: Settings, stop_event: threading.Event) -> None:
-    from dicomcast.worker.build import build, freeze_start_up_objects
+    from dicomcast.worker.build import build, tune_collector
     from dicomcast.worker.runner import make_workers, run_once
     from dicomcast.worker.state import WorkerState
 
     parts = build(settings, stop_event)
-    freeze_start_up_objects()
+    tune_collector()
     try:
         log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
         workers = make_workers(parts.contexts, WorkerState(), settings.worker.lease_duration)
@@ -62,7 +62,7 @@ def _run_once(settings: Settings, stop_event: threading.Event) -> None:
 
 def _run_continuously(settings: Settings, stop_event: threading.Event) -> None:
     from dicomcast.worker.availability import Availability, StopRequested
-    from dicomcast.worker.build import build_when_available, freeze_start_up_objects
+    from dicomcast.worker.build import build_when_available, tune_collector
     from dicomcast.worker.health import attach, start_http_server_if_configured
     from dicomcast.worker.runner import Runner, make_workers
     from dicomcast.worker.state import WorkerState
@@ -74,7 +74,7 @@ def _run_continuously(settings: Settings, stop_event: threading.Event) -> None:
     except StopRequested:
         log.info("stopped while waiting for dependencies")
         return
-    freeze_start_up_objects()
+    tune_collector()
     try:
         log.info("fhir server", fhir_version=parts.capabilities.fhir_version, writes=parts.capabilities.version.value)
         workers = make_workers(parts.contexts, state, settings.worker.lease_duration, availability=availability)
