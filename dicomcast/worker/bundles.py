@@ -65,18 +65,26 @@ class _Planned:
 
 
 class Once:
-    """`wait` called before the first write to FHIR, once (again after it raised): what the writes
-    refer to must exist first (the Endpoint), while the studies may already be mapped."""
+    """`wait` called before the first write to FHIR, once: what the writes refer to must exist first
+    (the Endpoint), while the studies may already be mapped. If it raised, every later caller gets
+    the same error at once (the batch fails once, not once per bundle after its own retries)."""
 
     def __init__(self, wait: Callable[[], None]) -> None:
         self._wait = wait
         self._lock = threading.Lock()
         self._done = False
+        self._error: BaseException | None = None
 
     def __call__(self) -> None:
         with self._lock:
+            if self._error is not None:
+                raise self._error
             if not self._done:
-                self._wait()
+                try:
+                    self._wait()
+                except BaseException as exc:
+                    self._error = exc
+                    raise
                 self._done = True
 
 

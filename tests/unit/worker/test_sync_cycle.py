@@ -434,20 +434,28 @@ def test_a_batch_is_mapped_while_its_endpoint_is_written_and_sent_only_after() -
 
 
 def test_an_endpoint_that_cannot_be_written_keeps_the_whole_batch_out_of_fhir() -> None:
+    """Three bundles wait for the Endpoint: its write is tried by the check beside the read and once
+    more by the batch, not again by every bundle."""
     fhir = FakeFhir()
     handle = fhir.handle
+    puts: list[str] = []
 
     def refuse_the_endpoint(request: Any) -> Any:
         if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            puts.append(request.url.path)
             return httpx.Response(422, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
         return handle(request)
 
     fhir.handle = refuse_the_endpoint  # type: ignore[method-assign]
-    source = FakeSource([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
-    worker = _worker(source, fhir, max_batch_entries=2)
+    pages = [
+        study_entries(A, [1]),
+        study_entries(B, [2], patient_id="PAT-2") + study_entries(C, [3], patient_id="PAT-3"),
+    ]
+    worker = _worker(FakeSource(pages), fhir, max_batch_entries=3, max_bundle_entries=2)  # a bundle per study
 
     report = worker.run_cycle()
 
     assert not report.ok and fhir.transactions == []
-    assert worker.ctx.store.read_checkpoint(source.name) is None
+    assert 1 <= len(puts) <= 2
+    assert worker.ctx.store.read_checkpoint("fake:feed") is None
     assert worker.ctx.store.failures() == []  # nothing recorded as the studies' failure
