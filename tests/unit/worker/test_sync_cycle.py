@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dicomcast.config.settings import WorkerSettings
-from dicomcast.dicom.models import Page, UnreadableEntry
+from dicomcast.dicom.models import ChangeAction, Page, UnreadableEntry
 from dicomcast.errors import PermanentUpstreamError
 from dicomcast.fhir.mapping.types import PatientKey
 from dicomcast.worker import bundles
@@ -24,6 +24,7 @@ from dicomcast.worker.loop import SourceWorker
 from dicomcast.worker.page import _lanes
 from dicomcast.worker.runner import Runner, run_once
 from dicomcast.worker.state import WorkerState
+from tests.unit.mapping.builders import entry
 from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
@@ -459,3 +460,24 @@ def test_an_endpoint_that_cannot_be_written_keeps_the_whole_batch_out_of_fhir() 
     assert 1 <= len(puts) <= 2
     assert worker.ctx.store.read_checkpoint("fake:feed") is None
     assert worker.ctx.store.failures() == []  # nothing recorded as the studies' failure
+
+
+def test_a_batch_that_writes_nothing_still_waits_for_its_endpoint() -> None:
+    """Deletes of a study FHIR does not hold write nothing; the batch is still checkpointed only once
+    its Endpoint is written (here it cannot be: the cycle fails and the checkpoint stays)."""
+    fhir = FakeFhir()
+    handle = fhir.handle
+
+    def refuse_the_endpoint(request: Any) -> Any:
+        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            return httpx.Response(422, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+        return handle(request)
+
+    fhir.handle = refuse_the_endpoint  # type: ignore[method-assign]
+    deletes = [entry(n, None, ChangeAction.DELETE, study=A, series=f"{A}.1", sop=f"{A}.1.{n}") for n in (1, 2)]
+    worker = _worker(FakeSource([deletes[:1], deletes[1:]]), fhir, max_batch_entries=2)
+
+    report = worker.run_cycle()
+
+    assert not report.ok and fhir.transactions == []
+    assert worker.ctx.store.read_checkpoint("fake:feed") is None
