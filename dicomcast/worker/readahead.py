@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
@@ -93,7 +94,12 @@ class BatchReader(Generic[P]):
             except BaseException as exc:  # handed to `read`, which reads again directly
                 future.set_exception(exc)
                 return
-            future.set_result((page, self._prepare(page) if self._prepare else None))
+            prepared = None
+            try:
+                with contextlib.suppress(Exception):  # unprepared: the batch meets the error itself, where handled
+                    prepared = self._prepare(page) if self._prepare else None
+            finally:  # handed over whatever happens: the loop waits for it
+                future.set_result((page, prepared))
 
         threading.Thread(target=run, name="read-ahead", daemon=True).start()
         return future
