@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def worker_environment(job: WorkerJob) -> dict[str, str]:
     }
     if job.max_concurrent_studies is not None:
         env["DicomCastWorker__MaxConcurrentStudies"] = str(job.max_concurrent_studies)
+    # Other worker settings pass through from the environment, for experiments (not in the report's header).
+    env.update({k: v for k, v in os.environ.items() if k.startswith("DicomCastWorker__") and k not in env})
     return env
 
 

@@ -113,6 +113,9 @@ class Page:
     caught_up: bool  # nothing newer was known when the page was read
     skipped: Sequence[tuple[ChangeEntry, str]] = field(default_factory=tuple)  # (entry, why) not to map
     unreadable: Sequence[UnreadableEntry] = field(default_factory=tuple)  # each one failure row
+    # A batch of pages (worker/readahead.py): (n, cursor) at each page's end, n the entries before
+    # it, so a checkpoint can stop between pages (worker/study_cut.py). Empty: one page.
+    boundaries: Sequence[tuple[int, str]] = field(default_factory=tuple)
 
     def by_study(self) -> dict[tuple[str | None, str], list[ChangeEntry]]:
         return by_study(self.entries)

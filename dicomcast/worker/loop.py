@@ -7,17 +7,18 @@ on the APScheduler schedule. A stop request lets the page in hand finish and be 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from dicomcast import telemetry
-from dicomcast.dicom.models import Page
+from dicomcast.dicom.models import ChangeEntry, Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.logs import get_logger
 from dicomcast.store.repository import LeaseTerm
-from dicomcast.worker import batch_lookups, endpoints, hooks, metrics
+from dicomcast.worker import batch_lookups, endpoints, hooks, metrics, study_cut
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.batch_lookups import Written
 from dicomcast.worker.carry_over import initial_cursor
@@ -25,10 +26,14 @@ from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import SyncResult, sync_entries
 from dicomcast.worker.readahead import BatchReader
-from dicomcast.worker.reconcile import remember_page
+from dicomcast.worker.reconcile import remember_entries
 from dicomcast.worker.state import WorkerState
+from dicomcast.worker.study_cut import Cut, Held
 
 log = get_logger("dicomcast.worker")
+# Entries held back for the next batch, at most, per MaxBatchEntries: a large study interleaved with
+# others (1,500 instances while three modalities store beside it) is still written once.
+HELD_PER_BATCH = 4
 
 
 @dataclass
@@ -119,26 +124,36 @@ class SourceWorker:
             prepare_first=lambda page: batch_lookups.start(self.ctx, page.entries),
         )
         written: Written | None = None
+        held, saved = Held(), cursor
         while not self.ctx.stop_event.is_set():
             page, early = reader.read_prepared(cursor)
             hooks.reached("page-read")
             self._hold_lease()  # renewed every batch; raises if another worker took it
-            remember_page(self.ctx, page)  # reconcile.py: what was synced, for deletions the feed loses
+            # Studies the next batch continues wait for it, and the checkpoint stops before them.
+            following = reader.following()
+            batch = study_cut.cut(
+                page,
+                cursor,
+                held,
+                following.entries if following else None,
+                HELD_PER_BATCH * self.ctx.tuning.max_batch_entries,
+            )
+            remember_entries(self.ctx, batch.entries)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
-            with telemetry.span("dicomcast.page", source=self.name, entries=len(page.entries)) as note:
+            with telemetry.span("dicomcast.page", source=self.name, entries=len(batch.entries)) as note:
                 # Lookups made beside the previous batch's writes see them only through `written`.
-                result = sync_entries(self.ctx, page.entries, early=early, carried=written)
+                result = sync_entries(self.ctx, batch.entries, early=early, carried=written)
                 written = result.written
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
             hooks.reached("before-checkpoint")  # a seam for the crash-safety tests (hooks.py)
             # A worker that lost its lease during the page does not checkpoint it (checked and
             # renewed in the checkpoint's own transaction).
-            if not self.ctx.store.save_page(self.name, page.next_cursor, failures, lease=self._term()):
+            if not self.ctx.store.save_page(self.name, batch.checkpoint, failures, lease=self._term()):
                 self._lost_lease()
             hooks.reached("after-checkpoint")
-            self._account(page, result, failures, time.perf_counter() - started, cursor, report)
-            cursor = page.next_cursor
+            self._account(page, batch, result, failures, time.perf_counter() - started, saved, report)
+            cursor, held, saved = page.next_cursor, batch.held, batch.checkpoint
             if page.caught_up:
                 report.caught_up = True
                 return
@@ -155,27 +170,30 @@ class SourceWorker:
     def _account(
         self,
         page: Page,
+        batch: Cut,
         result: SyncResult,
         failures: list[EntryFailure],
         seconds: float,
-        cursor: str | None,
+        previous: str | None,
         report: CycleReport,
     ) -> None:
         report.pages += 1
-        report.entries += len(page.entries)
+        report.entries += len(batch.entries)
         report.failures += len(failures)
-        self._count_entries(page, failures)
-        sequence = self.ctx.source.cursor_sequence(page.next_cursor)
+        self._count_entries(page, batch.entries, failures)
+        sequence = self.ctx.source.cursor_sequence(batch.checkpoint)
         if sequence is not None:  # every kind of cursor (Azure v2's too) says its sequence
             metrics.CHECKPOINT.labels(self.name).set(sequence)
         self.state.progressed(self.name)
-        self.state.status(self.name).checkpoint = page.next_cursor
+        self.state.status(self.name).checkpoint = batch.checkpoint
         log.info(
             "page",
             source=self.name,
-            after=self.ctx.source.describe_cursor(cursor),
-            to=self.ctx.source.describe_cursor(page.next_cursor),
-            entries=len(page.entries),
+            after=self.ctx.source.describe_cursor(previous),
+            to=self.ctx.source.describe_cursor(batch.checkpoint),
+            read_to=self.ctx.source.describe_cursor(page.next_cursor),
+            entries=len(batch.entries),
+            held=batch.held_entries,
             skipped=len(page.skipped),
             unreadable=len(page.unreadable),
             studies=len(result.studies),
@@ -185,12 +203,12 @@ class SourceWorker:
             ms=round(seconds * 1000, 1),
         )
 
-    def _count_entries(self, page: Page, failures: list[EntryFailure]) -> None:
-        """Each entry of the batch counted once by outcome (synced, failed, skipped); failures and skips logged."""
+    def _count_entries(self, page: Page, entries: Sequence[ChangeEntry], failures: list[EntryFailure]) -> None:
+        """Each entry handled counted once by outcome (synced, failed, skipped); failures and skips logged."""
         failed = {(f.entry.sequence, f.entry.sop_instance_uid) for f in failures}
         for unreadable in page.unreadable:
             metrics.ENTRIES.labels(self.name, unreadable.action, "failed").inc()
-        for entry in page.entries:
+        for entry in entries:
             outcome = "failed" if (entry.sequence, entry.sop_instance_uid) in failed else "synced"
             metrics.ENTRIES.labels(self.name, entry.action.value, outcome).inc()
             if outcome == "synced":

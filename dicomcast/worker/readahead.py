@@ -3,12 +3,15 @@
 * Batches: feed pages are joined until DicomCastWorker:MaxBatchEntries entries (or caught up), so a
   study that spans pages (the v2 feed gives at most 200 entries a page) is merged and written once
   per batch, and more studies of a batch are written in parallel. Memory stays bounded by the batch.
-* Read-ahead: while the worker writes a batch, the next one is read in a daemon thread (a read in
-  flight never holds up a stop). A read for another cursor, or after a failed read-ahead, is made
-  directly, so errors surface where the loop handles them.
-* Prepared: `prepare` runs in that thread on the batch it read (the worker looks up what FHIR holds
-  for it, beside the previous batch's writes). A batch read directly gets `prepare_first` with its
-  first page instead, when more pages follow (the worker starts that page's lookups meanwhile).
+* Read-ahead: while the worker writes a batch, the next one has been read and the one after it is
+  being read, each in a daemon thread (a read in flight never holds up a stop). The worker looks at
+  the next batch (`following`) to hold back the studies it continues (study_cut.py). A read for
+  another cursor, or after a failed read-ahead, is made directly, so errors surface where the loop
+  handles them.
+* Prepared: `prepare` runs on the next batch once the current one is handed over, so it starts after
+  the batch before is written (the worker looks up what FHIR holds for it, beside the current
+  batch's writes). A batch read directly gets `prepare_first` with its first page instead, when more
+  pages follow (the worker starts that page's lookups meanwhile).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from dicomcast.dicom.models import Page
@@ -37,6 +41,7 @@ def _read_batch(
     """`read_batch`; `first` is called with the first page when more pages follow in the batch."""
     page = read_page(cursor)
     entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
+    boundaries = [(len(entries), page.next_cursor)]
     prepared = None
     if first is not None and not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
         prepared = first(page)
@@ -45,7 +50,18 @@ def _read_batch(
         entries += page.entries
         skipped += page.skipped
         unreadable += page.unreadable
-    return dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable), prepared
+        boundaries.append((len(entries), page.next_cursor))
+    joined = dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable, boundaries=boundaries)
+    return joined, prepared
+
+
+@dataclass
+class _Read:
+    """A batch being read ahead, and (once its read has started) the one after it."""
+
+    cursor: str
+    page: Future[Page]
+    after: _Read | None = None
 
 
 class BatchReader(Generic[P]):
@@ -63,43 +79,80 @@ class BatchReader(Generic[P]):
         self._read_ahead = read_ahead
         self._prepare = prepare
         self._prepare_first = prepare_first
-        self._ahead: tuple[str, Future[tuple[Page, P | None]]] | None = None
+        self._next: _Read | None = None  # the batch to hand over next
+        self._prepared: Future[P | None] | None = None  # its preparation
 
     def read(self, cursor: str | None) -> Page:
         return self.read_prepared(cursor)[0]
 
     def read_prepared(self, cursor: str | None) -> tuple[Page, P | None]:
-        """The batch at `cursor` (prepared if it was read ahead); starts reading the following one
-        before returning."""
-        ahead, self._ahead = self._ahead, None
+        """The batch at `cursor` (prepared if it was read ahead); the next ones are being read when it returns."""
+        ahead, preparing = self._next, self._prepared
+        self._next, self._prepared = None, None
         batch: tuple[Page, P | None] | None = None
-        if ahead is not None and ahead[0] == cursor:
-            try:
-                batch = ahead[1].result()
-            except Exception:  # read again in the caller's thread, where errors are handled
-                batch = None
+        if ahead is not None and ahead.cursor == cursor:
+            page = _page(ahead)
+            if page is not None:  # else read again in the caller's thread, where errors are handled
+                prepared = preparing.result() if preparing is not None else None  # never raises
+                batch, self._next = (page, prepared), ahead.after  # `after` is set before `prepared`
         if batch is None:
             batch = _read_batch(self._read_page, cursor, self._max_entries, self._prepare_first)
-        page = batch[0]
-        if self._read_ahead and not page.caught_up:
-            self._ahead = (page.next_cursor, self._start(page.next_cursor))
+        if self._read_ahead and not batch[0].caught_up:
+            self._follow(batch[0])
         return batch
 
-    def _start(self, cursor: str) -> Future[tuple[Page, P | None]]:
-        future: Future[tuple[Page, P | None]] = Future()
+    def following(self) -> Page | None:
+        """The batch after the one last handed over, once read (it waits for the read); None when the
+        feed ended there, nothing is read ahead, or the read failed."""
+        return _page(self._next) if self._next is not None else None
+
+    def _follow(self, page: Page) -> None:
+        """Have the next batch read (if it is not already), then the one after it, and prepare the next."""
+        if self._next is None or self._next.cursor != page.next_cursor:
+            self._next = self._start(page.next_cursor)
+        if self._next is None:
+            return
+        self._prepared = Future()
+        if not _thread(self._advance, self._next, self._prepared):
+            self._prepared.set_result(None)  # unprepared: the batch looks up itself
+
+    def _advance(self, read: _Read, prepared: Future[P | None]) -> None:
+        """Once `read` is read: start reading the batch after it, and prepare it."""
+        result = None
+        try:
+            page = _page(read)
+            if page is None:
+                return
+            if not page.caught_up:
+                read.after = self._start(page.next_cursor)
+            with contextlib.suppress(Exception):  # unprepared: the batch meets the error itself, where handled
+                result = self._prepare(page) if self._prepare else None
+        finally:  # handed over whatever happens: the loop waits for it
+            prepared.set_result(result)
+
+    def _start(self, cursor: str) -> _Read | None:
+        future: Future[Page] = Future()
 
         def run() -> None:
             try:
-                page = read_batch(self._read_page, cursor, self._max_entries)
+                future.set_result(read_batch(self._read_page, cursor, self._max_entries))
             except BaseException as exc:  # handed to `read`, which reads again directly
                 future.set_exception(exc)
-                return
-            prepared = None
-            try:
-                with contextlib.suppress(Exception):  # unprepared: the batch meets the error itself, where handled
-                    prepared = self._prepare(page) if self._prepare else None
-            finally:  # handed over whatever happens: the loop waits for it
-                future.set_result((page, prepared))
 
-        threading.Thread(target=run, name="read-ahead", daemon=True).start()
-        return future
+        return _Read(cursor, future) if _thread(run) else None
+
+
+def _page(read: _Read) -> Page | None:
+    try:
+        return read.page.result()
+    except Exception:
+        return None
+
+
+def _thread(target: Callable[..., None], *args: object) -> bool:
+    """Run `target` in a daemon thread; False when no thread can be had (then nothing is read ahead)."""
+    try:
+        threading.Thread(target=target, args=args, name="read-ahead", daemon=True).start()
+    except RuntimeError:
+        return False
+    return True

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dicomcast.dicom.inventory import Inventory, StudyRef, deletion
-from dicomcast.dicom.models import ChangeAction, ChangeEntry, DeletionCheck, Page
+from dicomcast.dicom.models import ChangeAction, ChangeEntry, DeletionCheck
 from dicomcast.errors import DicomcastError
 from dicomcast.logs import get_logger
 from dicomcast.store.synced import SyncedIndex, SyncedKey
@@ -58,13 +58,13 @@ def _deletion_check(ctx: SyncContext) -> DeletionCheck:
     return check
 
 
-def remember_page(ctx: SyncContext, page: Page) -> None:
-    """Remember the page's instances before they are written (see store/synced.py for why)."""
+def remember_entries(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
+    """Remember a batch's instances before they are written (see store/synced.py for why)."""
     if not supports_reconcile(ctx):
         return
     keys = [
         SyncedKey(e.study_uid, e.series_uid, e.sop_instance_uid, e.partition)
-        for e in page.entries
+        for e in entries
         if e.action is not ChangeAction.DELETE
     ]
     ctx.store.synced.remember(ctx.source.name, keys)

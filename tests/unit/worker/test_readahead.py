@@ -88,3 +88,65 @@ def test_a_batch_whose_preparation_raises_is_still_handed_over_unprepared() -> N
 
     assert got, "the read-ahead batch was never handed over"
     assert [e.sequence for e in got[0][0].entries] == [6, 7, 8, 9, 10] and got[0][1] is None
+
+
+def test_two_batches_are_read_ahead_and_the_next_is_there_to_look_at() -> None:
+    reads: list[str | None] = []
+    third_read = threading.Event()
+
+    def read_page(cursor: str | None) -> Page:
+        page = _feed(20, 5, reads)(cursor)
+        if cursor == "10":
+            third_read.set()
+        return page
+
+    reader = BatchReader(read_page, max_entries=5)
+    first = reader.read(None)
+
+    following = reader.following()
+    assert following is not None and [e.sequence for e in following.entries] == [6, 7, 8, 9, 10]
+    assert third_read.wait(60)  # the batch after the next one is read too, before anyone asks
+    second = reader.read(first.next_cursor)
+    assert second.next_cursor == "10" and reads.count("5") == 1 and reads.count("10") == 1
+
+
+def test_a_batch_is_prepared_only_once_the_batch_before_it_is_handed_over() -> None:
+    """Preparation (the FHIR lookups) of batch n+1 may run beside batch n's writes, never beside n-1's:
+    what n-1 wrote must be in FHIR when n+1 is looked up."""
+    prepared: list[int] = []
+    third_read = threading.Event()
+    reads: list[str | None] = []
+    feed = _feed(20, 5, reads)
+
+    def read_page(cursor: str | None) -> Page:
+        page = feed(cursor)
+        if cursor == "10":
+            third_read.set()
+        return page
+
+    reader = BatchReader(read_page, max_entries=5, prepare=lambda page: prepared.append(page.entries[0].sequence))
+    first = reader.read(None)
+    assert third_read.wait(60)
+    reader.following()
+    before = list(prepared)
+    second = reader.read_prepared(first.next_cursor)
+    reader.read_prepared(second[0].next_cursor)
+
+    assert before in ([], [6])  # batch 2 (6-10) at most: batch 3 waits for batch 2 to be handed over
+    assert prepared[:2] == [6, 11]
+
+
+def test_a_following_batch_that_cannot_be_read_is_none_and_is_read_again_directly() -> None:
+    calls: list[str | None] = []
+    healthy = _feed(10, 5, [])
+
+    def flaky(cursor: str | None) -> Page:
+        calls.append(cursor)
+        if cursor == "5" and calls.count("5") == 1:
+            raise RuntimeError("network")
+        return healthy(cursor)
+
+    reader = BatchReader(flaky, max_entries=5)
+    first = reader.read(None)
+    assert reader.following() is None
+    assert reader.read(first.next_cursor).caught_up and calls.count("5") == 2

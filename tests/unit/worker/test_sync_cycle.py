@@ -7,6 +7,7 @@ share a Patient in order and run the others concurrently; a failure is recorded 
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from dicomcast.worker.page import _lanes
 from dicomcast.worker.runner import Runner, run_once
 from dicomcast.worker.state import WorkerState
 from tests.unit.mapping.builders import entry
-from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries
+from tests.unit.worker.fakes import FakeFhir, FakeSource, make_context, memory_store, study_entries, study_uid_in
 
 A, B, C = "1.2.3.1", "1.2.3.2", "1.2.3.3"
 WAIT = 60.0  # generous bound on an event another thread sets; never reached when the code is right
@@ -481,3 +482,64 @@ def test_a_batch_that_writes_nothing_still_waits_for_its_endpoint() -> None:
 
     assert not report.ok and fhir.transactions == []
     assert worker.ctx.store.read_checkpoint("fake:feed") is None
+
+
+def _interleaved_feed() -> FakeSource:
+    """Four one-page batches (MaxBatchEntries 1); study A has an instance in the last three."""
+    e, a, b, c, d = "1.2.3.5", A, B, C, "1.2.3.4"
+    return FakeSource(
+        [
+            study_entries(e, [1], patient_id="PAT-E"),
+            study_entries(a, [2]) + study_entries(b, [3], patient_id="PAT-B"),
+            study_entries(a, [4]) + study_entries(c, [5], patient_id="PAT-C"),
+            study_entries(a, [6]) + study_entries(d, [7], patient_id="PAT-D"),
+        ]
+    )
+
+
+def _instances(fhir: FakeFhir, study_uid: str) -> int:
+    (study,) = [
+        r
+        for k, r in fhir.resources.items()
+        if k.startswith("ImagingStudy/") and study_uid in json.dumps(r["identifier"])
+    ]
+    return sum(len(s.get("instance", [])) for s in study.get("series", []))
+
+
+def test_a_study_the_next_batch_continues_waits_for_it_and_is_written_once() -> None:
+    source, fhir = _interleaved_feed(), FakeFhir()
+    worker = _worker(source, fhir, max_batch_entries=1)
+    checkpoint_seen: dict[str, str | None] = {}
+    fhir.on_transaction.append(
+        lambda bundle: checkpoint_seen.update(
+            {uid: worker.ctx.store.read_checkpoint(source.name) for uid in map(study_uid_in, bundle["entry"]) if uid}
+        )
+    )
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.caught_up and report.entries == 7
+    assert fhir.studies_written().count(A) == 1 and _instances(fhir, A) == 3  # once, whole
+    assert sorted(fhir.studies_written()) == sorted([A, B, C, "1.2.3.4", "1.2.3.5"])
+    # Batches 2 and 3 were written while A waited: the checkpoint stayed before A's first entry.
+    assert checkpoint_seen[C] == "1" and checkpoint_seen["1.2.3.4"] == "1"
+    assert worker.ctx.store.read_checkpoint(source.name) == "4"
+
+
+def test_a_worker_stopped_while_a_study_waits_replays_it_from_the_checkpoint_before_it() -> None:
+    source, fhir = _interleaved_feed(), FakeFhir()
+    store = memory_store()
+    first = SourceWorker(make_context(source, fhir, store, max_batch_entries=1), WorkerState(), "host:1:a")
+    fhir.on_transaction.append(lambda bundle: C in map(study_uid_in, bundle["entry"]) and first.ctx.stop_event.set())
+
+    assert first.run_cycle().ok
+    assert store.read_checkpoint(source.name) == "1"  # page 3 was written, A's two entries were not
+    assert A not in fhir.studies_written()
+    first.release()
+
+    second = SourceWorker(make_context(source, fhir, store, max_batch_entries=1), WorkerState(), "host:2:b")
+    assert second.run_cycle().caught_up
+
+    assert source.reads.count("1") == 2  # read again from the checkpoint: nothing after it was trusted
+    assert _instances(fhir, A) == 3 and fhir.studies_written().count(A) == 1
+    assert store.read_checkpoint(source.name) == "4"
