@@ -11,9 +11,10 @@ permanent error). One bad study among n costs about 2·log2(n) extra requests; t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class StudyJob:
 
 
 @dataclass
-class _Planned:
+class Planned:
     job: StudyJob
     result: StudyResult
     output: StudyOutput = field(default_factory=StudyOutput)
@@ -89,21 +90,30 @@ class Once:
 
 
 def write_studies(
-    ctx: SyncContext, jobs: Sequence[StudyJob], before_write: Callable[[], None] = lambda: None
+    ctx: SyncContext,
+    jobs: Sequence[StudyJob],
+    before_write: Callable[[], None] = lambda: None,
+    *,
+    mapped: Mapping[int, Planned] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[StudyResult]:
     """Map and write `jobs` (no two share a Patient); returns their results in the same order.
-    `before_write` is called before anything is sent to FHIR."""
-    planned: list[_Planned] = []
+    `before_write` is called before anything is sent to FHIR; `mapped`: jobs mapped already (by id);
+    `meanwhile` is called once every transaction is sent, while they are in flight (never raises)."""
+    planned: list[Planned] = []
     workers = max(1, min(ctx.tuning.max_concurrent_studies, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundle") as pool:
         futures: list[Future[None]] = []
         packer = _Packer(ctx.tuning.max_bundle_entries, ctx.tuning.max_bundle_bytes)
         for job in jobs:
-            study = _plan(ctx, job, before_write)
+            study = (mapped or {}).get(id(job)) or _plan(ctx, job, before_write)
             planned.append(study)
             for bundle in packer.add(study):  # each bundle in a copy of this context: spans nest
                 futures.append(pool.submit(copy_context().run, _write_after, before_write, ctx, bundle))
         futures += [pool.submit(copy_context().run, _write_after, before_write, ctx, b) for b in packer.flush()]
+        if meanwhile is not None:
+            with contextlib.suppress(Exception):  # work ahead of time; the batch does it itself otherwise
+                meanwhile()
         for future in futures:
             future.result()
     for study in planned:
@@ -111,15 +121,32 @@ def write_studies(
     return [study.result for study in planned]
 
 
-def _plan(ctx: SyncContext, job: StudyJob, before_write: Callable[[], None]) -> _Planned:
+def _plan(ctx: SyncContext, job: StudyJob, before_write: Callable[[], None]) -> Planned:
     """Map the study; a study that cannot be mapped as a whole takes the one-study path at once."""
-    study = _Planned(job, StudyResult(job.study_uid, len(job.entries)))
+    study = Planned(job, StudyResult(job.study_uid, len(job.entries)))
     try:
         study.output = _map(ctx, job)
     except MappingError:
         before_write()
         study.result = _alone(ctx, job, conflict=False)
         return study
+    return _encoded(study)
+
+
+def plan_ahead(ctx: SyncContext, job: StudyJob) -> Planned | None:
+    """The study mapped and encoded, to be written later; None when that needs FHIR (its dose
+    Observations are read first) or the study cannot be mapped as a whole (the batch does both)."""
+    if needs_dose_observations(job.entries, job.state.study):
+        return None
+    study = Planned(job, StudyResult(job.study_uid, len(job.entries)))
+    try:
+        study.output = _map(ctx, job)
+    except MappingError:
+        return None
+    return _encoded(study)
+
+
+def _encoded(study: Planned) -> Planned:
     study.result.failures = list(study.output.failures)
     study.result.warnings = list(study.output.warnings)
     entries = transaction_entries(study.output)
@@ -142,11 +169,11 @@ class _Packer:
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self.open: list[_Planned] = []
+        self.open: list[Planned] = []
         self.entries = self.size = 0
         self.urls: set[str] = set()
 
-    def add(self, study: _Planned) -> Iterator[list[_Planned]]:
+    def add(self, study: Planned) -> Iterator[list[Planned]]:
         if not study.encoded.count:
             return
         count, size = study.encoded.count, len(study.encoded.body) + 1
@@ -157,18 +184,18 @@ class _Packer:
         self.entries, self.size = self.entries + count, self.size + size
         self.urls |= study.urls
 
-    def flush(self) -> Iterator[list[_Planned]]:
+    def flush(self) -> Iterator[list[Planned]]:
         if self.open:
             yield self.open
         self.open, self.entries, self.size, self.urls = [], 0, 0, set()
 
 
-def _write_after(before_write: Callable[[], None], ctx: SyncContext, bundle: list[_Planned]) -> None:
+def _write_after(before_write: Callable[[], None], ctx: SyncContext, bundle: list[Planned]) -> None:
     before_write()  # outside `_write_bundle`: its failure is the batch's, never one study's
     _write_bundle(ctx, bundle)
 
 
-def _write_bundle(ctx: SyncContext, bundle: list[_Planned]) -> None:
+def _write_bundle(ctx: SyncContext, bundle: list[Planned]) -> None:
     """Write the bundle; on a failure that is one study's (conflict, rejected), split and retry."""
     with telemetry.span("dicomcast.bundle", source=ctx.source.name, studies=len(bundle)) as note:
         try:
@@ -191,7 +218,7 @@ def _write_bundle(ctx: SyncContext, bundle: list[_Planned]) -> None:
         hooks.reached("study-written")
 
 
-def _send(ctx: SyncContext, bundle: list[_Planned]) -> list[WriteResult]:
+def _send(ctx: SyncContext, bundle: list[Planned]) -> list[WriteResult]:
     if len(bundle) == 1 and bundle[0].encoded.count > ctx.tuning.max_bundle_entries:
         return write_alone(ctx, transaction_entries(bundle[0].output))  # one study past the entry limit
     return ctx.fhir.transaction_of([study.encoded for study in bundle])
@@ -207,7 +234,7 @@ def _alone(ctx: SyncContext, job: StudyJob, *, conflict: bool) -> StudyResult:
     return result
 
 
-def _report_study(ctx: SyncContext, study: _Planned) -> None:
+def _report_study(ctx: SyncContext, study: Planned) -> None:
     """The study's span and log line, from its mapping to its write."""
     result, entries = study.result, study.job.entries
     telemetry.finished_span(

@@ -44,6 +44,12 @@ def early_source_context(ctx: SyncContext, partition: str | None) -> SourceConte
     return _context(ctx, partition, decided if decided is not None else ensure_endpoint(ctx, partition))
 
 
+def decided_context(ctx: SyncContext, partition: str | None) -> SourceContext | None:
+    """The partition's context if its Endpoint's id is decided already, else None (nothing is asked)."""
+    decided = ctx.endpoints.decided(partition)
+    return _context(ctx, partition, decided) if decided is not None else None
+
+
 def ensure_written(ctx: SyncContext, contexts: Mapping[str | None, SourceContext]) -> None:
     """Each context's Endpoint exists in FHIR under the id it names (waits for a write in flight,
     or makes it, with retries). An id that changed meanwhile (the check was made again after a failed

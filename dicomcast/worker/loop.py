@@ -10,21 +10,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import NoReturn
 
 from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry, Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
+from dicomcast.fhir.mapping.types import PatientKey
 from dicomcast.logs import get_logger
 from dicomcast.store.repository import LeaseTerm
-from dicomcast.worker import batch_lookups, endpoints, hooks, metrics, study_cut
+from dicomcast.worker import batch_lookups, endpoints, hooks, metrics, premap, study_cut
 from dicomcast.worker.availability import Availability, safe_reason
-from dicomcast.worker.batch_lookups import Written
+from dicomcast.worker.batch_lookups import EarlyLookups, StudyKey, Written
 from dicomcast.worker.carry_over import initial_cursor
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import SyncResult, sync_entries
+from dicomcast.worker.premap import Ahead
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_entries
 from dicomcast.worker.state import WorkerState
@@ -125,25 +128,28 @@ class SourceWorker:
         )
         written: Written | None = None
         held, saved = Held(), cursor
+        ahead: Ahead | None = None
         while not self.ctx.stop_event.is_set():
             page, early = reader.read_prepared(cursor)
             hooks.reached("page-read")
             self._hold_lease()  # renewed every batch; raises if another worker took it
             # Studies the next batch continues wait for it, and the checkpoint stops before them.
-            following = reader.following()
-            batch = study_cut.cut(
-                page,
-                cursor,
-                held,
-                following.entries if following else None,
-                HELD_PER_BATCH * self.ctx.tuning.max_batch_entries,
-            )
+            prepared = premap.cut_of(ahead, page)
+            batch = prepared or self._cut(reader, page, cursor, held)
             remember_entries(self.ctx, batch.entries)  # reconcile.py: what was synced, for deletions the feed loses
             started = time.perf_counter()
+            nexts: list[Ahead | None] = []
             with telemetry.span("dicomcast.page", source=self.name, entries=len(batch.entries)) as note:
                 # Lookups made beside the previous batch's writes see them only through `written`.
-                result = sync_entries(self.ctx, batch.entries, early=early, carried=written)
-                written = result.written
+                result = sync_entries(
+                    self.ctx,
+                    batch.entries,
+                    early=early,
+                    carried=written,
+                    mapped=ahead.mapped if prepared is not None and ahead is not None else None,
+                    meanwhile=None if page.caught_up else partial(self._prepare, reader, page, batch, nexts),
+                )
+                written, ahead = result.written, (nexts[0] if nexts else None)
                 note(studies=len(result.studies), failures=len(result.failures), caught_up=page.caught_up)
             failures = self._failures(page, result)
             hooks.reached("before-checkpoint")  # a seam for the crash-safety tests (hooks.py)
@@ -157,6 +163,25 @@ class SourceWorker:
             if page.caught_up:
                 report.caught_up = True
                 return
+
+    def _cut(self, reader: BatchReader[EarlyLookups], page: Page, cursor: str | None, held: Held) -> Cut:
+        following = reader.following()
+        limit = HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
+        return study_cut.cut(page, cursor, held, following.entries if following else None, limit)
+
+    def _prepare(
+        self,
+        reader: BatchReader[EarlyLookups],
+        page: Page,
+        batch: Cut,
+        into: list[Ahead | None],
+        touched: dict[StudyKey, list[PatientKey]],
+    ) -> None:
+        """While this batch's transactions are in flight: the next batch cut and mapped (premap.py)."""
+        if self.ctx.stop_event.is_set():
+            return  # no next batch: the checkpoint is saved without waiting for its reads
+        limit = HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
+        into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, limit))
 
     def _read_page(self, cursor: str | None) -> Page:
         page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))

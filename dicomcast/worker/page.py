@@ -5,11 +5,12 @@ version the previous study left). The batch is written in rounds: round n holds 
 every lane, so no two studies of a round touch the same Patient and they can share transactions
 (bundles.py); most batches are one round. Within a study, entries stay in feed order. The caller
 advances the checkpoint only when every study of the page is written or recorded as a permanent failure.
+Once the last round's transactions are sent, `meanwhile` prepares the next batch (premap.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from functools import partial
 
 from dicomcast.dicom.models import ChangeEntry, by_study
 from dicomcast.failures import EntryFailure
-from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, Resource, SourceContext
-from dicomcast.worker import batch_lookups, endpoints, lookups
+from dicomcast.fhir.mapping.types import MappingWarning, PatientKey, SourceContext
+from dicomcast.worker import batch_lookups, endpoints, premap
+from dicomcast.worker import lanes as study_lanes
 from dicomcast.worker.batch_lookups import EarlyLookups, Lookups, StudyKey, Written
-from dicomcast.worker.bundles import Once, StudyJob, write_studies
+from dicomcast.worker.bundles import Once, Planned, StudyJob, write_studies
 from dicomcast.worker.context import SyncContext
-from dicomcast.worker.study_write import StudyResult, StudyState
+from dicomcast.worker.study_write import StudyResult
 
 
 @dataclass
@@ -39,17 +41,24 @@ class SyncResult:
         return [w for s in self.studies for w in s.warnings]
 
 
+# Called once the batch's transactions are sent, with the Patient keys of its studies (premap.py).
+Meanwhile = Callable[[dict[StudyKey, list[PatientKey]]], None]
+
+
 def sync_entries(
     ctx: SyncContext,
     entries: Sequence[ChangeEntry],
     *,
     early: EarlyLookups | None = None,
     carried: Written | None = None,
+    mapped: Mapping[StudyKey, Planned] | None = None,
+    meanwhile: Meanwhile | None = None,
 ) -> SyncResult:
     """Write `entries` to FHIR, study by study; the caller records the failures and moves any checkpoint.
 
     `early`: lookups started before this call (batch_lookups.py); `carried`: what the previous batch
-    wrote, which they may not have seen."""
+    wrote, which they may not have seen; `mapped`: studies mapped ahead of time (premap.py), used
+    when what they were mapped from still holds."""
     groups = by_study(entries)
     if not groups:
         return SyncResult()
@@ -59,7 +68,9 @@ def sync_entries(
         contexts_of = pool.submit(copy_context().run, lambda: {p: early_contexts(p) for p in partitions})
         found = batch_lookups.complete(ctx, groups, early, carried)
         contexts = contexts_of.result()
-    return _write_batch(ctx, groups, found, contexts)
+    ahead = premap.still_valid(mapped or {}, groups, found, contexts, carried)
+    then = partial(meanwhile, found.keys) if meanwhile is not None else None
+    return _write_batch(ctx, groups, found, contexts, ahead, then)
 
 
 def _write_batch(
@@ -67,71 +78,37 @@ def _write_batch(
     groups: dict[StudyKey, list[ChangeEntry]],
     found: Lookups,
     contexts: dict[str | None, SourceContext],
+    mapped: Mapping[StudyKey, Planned],
+    meanwhile: Callable[[], None] | None,
 ) -> SyncResult:
-    lanes = _lanes(groups, found.keys)
-    views = [_view(found.patients, lane, found.keys) for lane in lanes]  # only a lane's own studies touch its patients
+    lanes = study_lanes.lanes(groups, found.keys)
+    views = [
+        study_lanes.view(found.patients, lane, found.keys) for lane in lanes
+    ]  # only a lane's own studies touch its patients
     before_write = Once(partial(endpoints.ensure_written, ctx, contexts))  # mapped meanwhile, sent after
     results: list[StudyResult] = []
     jobs: list[StudyJob] = []
-    for depth in range(max(len(lane) for lane in lanes)):
+    depths = max(len(lane) for lane in lanes)
+    for depth in range(depths):
         round_jobs = [
-            _job(lane[depth], groups, contexts, found, view)
+            mapped[lane[0]].job
+            if len(lane) == 1 and lane[0] in mapped
+            else study_lanes.job(lane[depth], groups, contexts, found, view)
             for lane, view in zip(lanes, views, strict=True)
             if depth < len(lane)
         ]
-        results += write_studies(ctx, round_jobs, before_write)
+        ready = {id(plan.job): plan for plan in mapped.values()}
+        last = depth == depths - 1
+        results += write_studies(ctx, round_jobs, before_write, mapped=ready, meanwhile=meanwhile if last else None)
         jobs += round_jobs
     before_write()  # a batch that wrote nothing still has its Endpoint written before its checkpoint
     written = Written(
         {(job.partition, job.study_uid): job.state.study for job in jobs},
-        {k: view[k] for lane, view in zip(lanes, views, strict=True) for s in lane for k in found.keys[s] if k in view},
+        {
+            k: job.state.patients[k]
+            for job in jobs
+            for k in found.keys[(job.partition, job.study_uid)]
+            if k in job.state.patients
+        },
     )
     return SyncResult(results, written)
-
-
-def _job(
-    key: StudyKey,
-    groups: dict[StudyKey, list[ChangeEntry]],
-    contexts: dict[str | None, SourceContext],
-    found: Lookups,
-    patients: dict[PatientKey, Resource],
-) -> StudyJob:
-    partition, study_uid = key
-    source_ctx = contexts[partition]
-    if key in found.chosen:  # as the batch before left it
-        study = found.chosen[key]
-    else:
-        study = lookups.pick_study(found.existing.get(study_uid, []), source_ctx, source_ctx.service_root)
-    return StudyJob(source_ctx, study_uid, partition, groups[key], StudyState(study, patients))
-
-
-def _view(
-    patients: dict[PatientKey, Resource], lane: list[StudyKey], keys: dict[StudyKey, list[PatientKey]]
-) -> dict[PatientKey, Resource]:
-    """The Patients of the lane's own keys: the mapping looks Patients up by these keys alone, and a
-    copy of every Patient of the batch for every lane was quadratic in the batch."""
-    return {k: patients[k] for study in lane for k in keys[study] if k in patients}
-
-
-def _lanes(groups: dict[StudyKey, list[ChangeEntry]], keys: dict[StudyKey, list[PatientKey]]) -> list[list[StudyKey]]:
-    """Studies that share any patient key go into the same lane, in feed order. Union-find over the
-    studies: linear in the batch, where merging lanes study by study was quadratic (1,000 one-instance
-    studies of 1,000 patients cost a million steps)."""
-    studies = list(groups)
-    parent = list(range(len(studies)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with: dict[PatientKey, int] = {}
-    for i, study in enumerate(studies):
-        for key in keys[study]:
-            a, b = root(i), root(first_with.setdefault(key, i))
-            parent[max(a, b)] = min(a, b)  # the root is a lane's first study
-    lanes: dict[int, list[StudyKey]] = {}
-    for i, study in enumerate(studies):
-        lanes.setdefault(root(i), []).append(study)
-    return list(lanes.values())

@@ -21,7 +21,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from dicomcast.dicom.models import Page
@@ -62,6 +62,7 @@ class _Read:
     cursor: str
     page: Future[Page]
     after: _Read | None = None
+    after_known: threading.Event = field(default_factory=threading.Event)  # `after` is set (or stays None)
 
 
 class BatchReader(Generic[P]):
@@ -106,6 +107,17 @@ class BatchReader(Generic[P]):
         feed ended there, nothing is read ahead, or the read failed."""
         return _page(self._next) if self._next is not None else None
 
+    def following_after(self) -> Page | None:
+        """The batch after `following`, once read (it waits); None as for `following`."""
+        if self._next is None:
+            return None
+        self._next.after_known.wait()
+        return _page(self._next.after) if self._next.after is not None else None
+
+    def following_prepared(self) -> P | None:
+        """What preparing `following` gave (it waits); None when it is not prepared."""
+        return self._prepared.result() if self._prepared is not None else None  # never raises
+
     def _follow(self, page: Page) -> None:
         """Have the next batch read (if it is not already), then the one after it, and prepare the next."""
         if self._next is None or self._next.cursor != page.next_cursor:
@@ -114,6 +126,7 @@ class BatchReader(Generic[P]):
             return
         self._prepared = Future()
         if not _thread(self._advance, self._next, self._prepared):
+            self._next.after_known.set()
             self._prepared.set_result(None)  # unprepared: the batch looks up itself
 
     def _advance(self, read: _Read, prepared: Future[P | None]) -> None:
@@ -125,9 +138,11 @@ class BatchReader(Generic[P]):
                 return
             if not page.caught_up:
                 read.after = self._start(page.next_cursor)
+            read.after_known.set()
             with contextlib.suppress(Exception):  # unprepared: the batch meets the error itself, where handled
                 result = self._prepare(page) if self._prepare else None
         finally:  # handed over whatever happens: the loop waits for it
+            read.after_known.set()
             prepared.set_result(result)
 
     def _start(self, cursor: str) -> _Read | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +22,8 @@ from dicomcast.errors import PermanentUpstreamError
 from dicomcast.fhir.mapping.types import PatientKey
 from dicomcast.worker import bundles
 from dicomcast.worker.availability import Backoff
+from dicomcast.worker.lanes import lanes as _lanes
 from dicomcast.worker.loop import SourceWorker
-from dicomcast.worker.page import _lanes
 from dicomcast.worker.runner import Runner, run_once
 from dicomcast.worker.state import WorkerState
 from tests.unit.mapping.builders import entry
@@ -497,7 +498,7 @@ def _interleaved_feed() -> FakeSource:
     )
 
 
-def _instances(fhir: FakeFhir, study_uid: str) -> int:
+def _instance_count(fhir: FakeFhir, study_uid: str) -> int:
     (study,) = [
         r
         for k, r in fhir.resources.items()
@@ -519,7 +520,7 @@ def test_a_study_the_next_batch_continues_waits_for_it_and_is_written_once() -> 
     report = worker.run_cycle()
 
     assert report.ok and report.caught_up and report.entries == 7
-    assert fhir.studies_written().count(A) == 1 and _instances(fhir, A) == 3  # once, whole
+    assert fhir.studies_written().count(A) == 1 and _instance_count(fhir, A) == 3  # once, whole
     assert sorted(fhir.studies_written()) == sorted([A, B, C, "1.2.3.4", "1.2.3.5"])
     # Batches 2 and 3 were written while A waited: the checkpoint stayed before A's first entry.
     assert checkpoint_seen[C] == "1" and checkpoint_seen["1.2.3.4"] == "1"
@@ -541,5 +542,55 @@ def test_a_worker_stopped_while_a_study_waits_replays_it_from_the_checkpoint_bef
     assert second.run_cycle().caught_up
 
     assert source.reads.count("1") == 2  # read again from the checkpoint: nothing after it was trusted
-    assert _instances(fhir, A) == 3 and fhir.studies_written().count(A) == 1
+    assert _instance_count(fhir, A) == 3 and fhir.studies_written().count(A) == 1
     assert store.read_checkpoint(source.name) == "4"
+
+
+def _mapping_noted(monkeypatch: pytest.MonkeyPatch, on_map: Callable[[str], None]) -> None:
+    mapping = bundles._map
+
+    def noted(ctx: Any, job: bundles.StudyJob) -> Any:
+        on_map(job.study_uid)
+        return mapping(ctx, job)
+
+    monkeypatch.setattr(bundles, "_map", noted)
+
+
+def test_the_next_batch_is_mapped_while_this_batchs_transaction_is_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    fhir = FakeFhir()
+    mapped: list[str] = []
+    b_mapped = threading.Event()
+    _mapping_noted(monkeypatch, lambda uid: (mapped.append(uid), uid == B and b_mapped.set()))
+    held: list[bool] = []
+    fhir.on_transaction.append(lambda bundle: held or held.append(b_mapped.wait(WAIT)))
+    source = FakeSource(
+        [study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2"), study_entries(C, [3], patient_id="PAT-3")]
+    )
+    worker = _worker(source, fhir, max_batch_entries=1)
+
+    report = worker.run_cycle()
+
+    assert report.ok and held == [True]  # batch 2's study was mapped while batch 1's transaction was held
+    assert mapped.count(B) == 1 and mapped.count(C) == 1  # and used as mapped: not mapped again
+    assert sorted(fhir.studies_written()) == [A, B, C]
+    assert worker.ctx.store.read_checkpoint(source.name) == "3"
+
+
+def test_a_study_whose_patient_this_batch_writes_is_mapped_after_it_with_the_version_it_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fhir = FakeFhir()
+    applied: list[str] = []
+    fhir.on_transaction.append(lambda bundle: applied.extend(u for u in map(study_uid_in, bundle["entry"]) if u))
+    mapped_after: list[list[str]] = []
+    _mapping_noted(monkeypatch, lambda uid: uid == B and mapped_after.append(list(applied)))
+    source = FakeSource([study_entries(A, [1]), study_entries(B, [2])])  # one Patient, PAT-1
+    worker = _worker(source, fhir, max_batch_entries=1)
+
+    assert worker.run_cycle().ok
+
+    assert mapped_after == [[A]]  # once, after batch 1's transaction reached FHIR
+    second = fhir.transactions[1]["entry"]
+    patient = [e["request"] for e in second if e["request"]["url"].startswith("Patient/")]
+    assert patient == [] or all(r.get("ifMatch") == 'W/"1"' for r in patient)
+    assert len([k for k in fhir.resources if k.startswith("Patient/")]) == 1
