@@ -171,7 +171,10 @@ def _metadata(fields: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_sequence(raw: Any) -> int:
     """The entry's sequence, or an error; used alone to report an unreadable entry."""
-    fields = lower_keys(raw) if isinstance(raw, dict) else {}
+    return _sequence(lower_keys(raw) if isinstance(raw, dict) else {})
+
+
+def _sequence(fields: dict[str, Any]) -> int:
     value = fields.get("sequence")
     if value is None:
         raise EntryFormatError("sequence is missing")
@@ -193,7 +196,7 @@ def parse_entry(raw: Any) -> FeedEntry:
     if not isinstance(raw, dict):
         raise EntryFormatError("entry is not a JSON object")
     fields = lower_keys(raw)
-    sequence = parse_sequence(raw)
+    sequence = _sequence(fields)
     stamp = fields.get("timestamp")
     if stamp is not None and not isinstance(stamp, str):
         raise EntryFormatError("timestamp is not a JSON string")

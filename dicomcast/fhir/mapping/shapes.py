@@ -78,7 +78,15 @@ class _Place:
         self.known_items: set[tuple[type, Any]] = set()
 
     def passes(self, value: Any) -> bool:
-        return _passes_known(value, self.known, self.check, self.vocabulary)
+        # _passes_known inlined: a shape check calls this for every primitive of every resource
+        key = (type(value), value)
+        if key in self.known:
+            return True
+        if not self.check(value):
+            return False
+        if self.vocabulary and len(self.known) < MAX_KNOWN_VALUES:
+            self.known.add(key)
+        return True
 
     def item_passes(self, item: Any) -> bool:
         return _passes_known(item, self.known_items, self.item_check, self.vocabulary)
