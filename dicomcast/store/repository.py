@@ -97,7 +97,7 @@ class Store:
     # -- checkpoints ---------------------------------------------------------------------------
     def read_checkpoint(self, source: str) -> str | None:
         with self._connect() as connection:
-            cursor: str | None = connection.execute(sql.READ_CHECKPOINT, {"b_source": source}).scalar_one_or_none()
+            cursor: str | None = connection.execute(sql.read_checkpoint(), {"b_source": source}).scalar_one_or_none()
             return cursor
 
     def save_page(
@@ -118,7 +118,9 @@ class Store:
 
     def _renewed(self, connection: Connection, source: str, lease: LeaseTerm) -> bool:
         expires = self._clock() + lease.duration
-        result = connection.execute(sql.RENEW_LEASE, {"b_source": source, "b_owner": lease.owner, "b_expires": expires})
+        result = connection.execute(
+            sql.renew_lease(), {"b_source": source, "b_owner": lease.owner, "b_expires": expires}
+        )
         return bool(result.rowcount)
 
     def record_failures(self, source: str, failures: Sequence[EntryFailure]) -> None:
@@ -179,22 +181,22 @@ class Store:
         taking = {"b_source": source, "b_holders": holders, "b_now": now, "b_owner": owner, "b_expires": expires}
         try:
             with self._begin() as connection:
-                if connection.execute(sql.TAKE_LEASE, taking).rowcount:
+                if connection.execute(sql.take_lease(), taking).rowcount:
                     return True
-                if connection.execute(sql.LEASE_EXISTS, {"b_source": source}).first() is not None:
+                if connection.execute(sql.lease_exists(), {"b_source": source}).first() is not None:
                     return False
-                connection.execute(sql.ADD_LEASE, {"source": source, "owner": owner, "expires_at": expires})
+                connection.execute(sql.add_lease(), {"source": source, "owner": owner, "expires_at": expires})
             return True
         except IntegrityError:
             return False
 
     def release_lease(self, source: str, owner: str) -> None:
         with self._begin() as connection:
-            connection.execute(sql.DROP_LEASE, {"b_source": source, "b_owner": owner})
+            connection.execute(sql.drop_lease(), {"b_source": source, "b_owner": owner})
 
     def lease(self, source: str) -> Lease | None:
         with self._connect() as connection:
-            row = connection.execute(sql.READ_LEASE, {"b_source": source}).first()
+            row = connection.execute(sql.read_lease(), {"b_source": source}).first()
         return Lease(source=source, owner=row.owner, expires_at=aware(row.expires_at)) if row else None
 
     # -- reconciliation runs (worker/reconcile.py) ----------------------------------------------
@@ -250,8 +252,8 @@ class Store:
 
 def _write_checkpoint(connection: Connection, source: str, cursor: str) -> None:
     now = _now()
-    if not connection.execute(sql.MOVE_CHECKPOINT, {"b_source": source, "b_cursor": cursor, "b_now": now}).rowcount:
-        connection.execute(sql.ADD_CHECKPOINT, {"source": source, "cursor": cursor, "updated_at": now})
+    if not connection.execute(sql.move_checkpoint(), {"b_source": source, "b_cursor": cursor, "b_now": now}).rowcount:
+        connection.execute(sql.add_checkpoint(), {"source": source, "cursor": cursor, "updated_at": now})
 
 
 def _record_failure(connection: Connection, source: str, failure: EntryFailure) -> None:
@@ -266,9 +268,9 @@ def _record_failure(connection: Connection, source: str, failure: EntryFailure) 
         "b_sop_instance_uid": sop_instance_uid,
         "b_failure_class": failure.failure_class,
     }
-    existing = connection.execute(sql.FIND_FAILURE, key).first()
+    existing = connection.execute(sql.find_failure(), key).first()
     if existing is not None:
-        connection.execute(sql.FAILURE_AGAIN, {"b_id": existing.id, "b_now": now, "b_message": message})
+        connection.execute(sql.failure_again(), {"b_id": existing.id, "b_now": now, "b_message": message})
         return
     row = {
         "source": source,
@@ -284,7 +286,7 @@ def _record_failure(connection: Connection, source: str, failure: EntryFailure) 
         "first_seen": now,
         "last_seen": now,
     }
-    connection.execute(sql.ADD_FAILURE, row)
+    connection.execute(sql.add_failure(), row)
 
 
 @contextmanager
