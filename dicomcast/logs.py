@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Mapping, MutableMapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -28,6 +28,16 @@ from dicomcast.urls import redact_text
 QUIET_LOGGERS = ("httpx", "httpcore", "azure", "urllib3", "msal", "apscheduler", "alembic")
 FORMATS = ("auto", "json", "console")
 _json_chosen = False
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
 
 
 def uses_json(fmt: str) -> bool:
@@ -64,7 +74,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         renderer = [exceptions, structlog.processors.JSONRenderer()]
     else:
         renderer = [structlog.dev.ConsoleRenderer(colors=False)]
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
         foreign_pre_chain=_shared_processors(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
     )
@@ -83,7 +93,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _handed_over,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -122,8 +132,37 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
 
 def redact_urls(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """Every URL in a log line loses its user info and secret query values (urls.redact_url),
-    whatever put it there: a setting, an error message, a library."""
-    return {key: redact_text(value) if isinstance(value, str) else value for key, value in event.items()}
+    whatever put it there: a setting, an error message, a library. In place: each line's event
+    dict is its own, and most of its values hold no URL."""
+    for key, value in event.items():
+        if isinstance(value, str) and "://" in value:
+            event[key] = redact_text(value)
+    return event
+
+
+def _handed_over(logger: logging.Logger, method: str, event: MutableMapping[str, Any]) -> NoReturn:
+    """The last processor: the event's stdlib record, handed to the handlers as `Logger.info` would
+    (after `filter_by_level`), but without looking up its caller, a walk up the stack per line that
+    no dicomcast format shows. The record is what `ProcessorFormatter.wrap_for_formatter` makes."""
+    level = _LEVELS.get(method, logging.INFO)
+    extra = {"_logger": logger, "_name": method}
+    logger.handle(logger.makeRecord(logger.name, level, "(unknown file)", 0, event, (), None, extra=extra))
+    raise structlog.DropEvent
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter, without its copy of each dicomcast record: the copy keeps what the
+    formatter clears (exception, stack) for other handlers, and these records carry neither (the
+    event dict does, and is copied). Library records take ProcessorFormatter's own way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        logger = getattr(record, "_logger", None)
+        if logger is None or not isinstance(record.msg, dict):
+            return super().format(record)
+        event: Any = {**record.msg, "_record": record, "_from_structlog": True}
+        for processor in self.processors:
+            event = processor(logger, record._name, event)  # type: ignore[attr-defined]
+        return str(event)
 
 
 def get_logger(name: str) -> Any:

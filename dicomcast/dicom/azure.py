@@ -37,6 +37,7 @@ from dicomcast.dicom.azure_entries import (
     parse_entry,
     parse_sequence,
     parse_ticks,
+    sequence_of,
     ticks_of,
     unreadable_entry,
 )
@@ -473,9 +474,9 @@ def _raw_key(row: Any) -> FeedKey | None:
     """A row's feed position without parsing the rest of it; None when unreadable."""
     if isinstance(row, _Undecodable):
         row = row.row
+    fields = lower_keys(row) if isinstance(row, dict) else {}
     try:
-        stamp = lower_keys(row).get("timestamp") if isinstance(row, dict) else None
-        return FeedKey(parse_ticks(str(stamp)), parse_sequence(row))
+        return FeedKey(parse_ticks(str(fields.get("timestamp"))), sequence_of(fields))
     except EntryFormatError:
         return None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dicomcast.dicom.models import (
@@ -78,6 +79,7 @@ class FeedEntry:
     partition_name: str | None  # as the service wrote it (`Microsoft.Default` when partitions are off)
 
 
+@lru_cache(maxsize=1024)  # a page's rows are read twice (their keys, then the entries)
 def parse_ticks(text: str) -> int:
     """An ISO 8601 timestamp as 100 ns ticks since 1970 UTC; no offset means UTC."""
     match = _TIMESTAMP.match(text.strip()) if len(text) <= 64 else None
@@ -171,7 +173,11 @@ def _metadata(fields: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_sequence(raw: Any) -> int:
     """The entry's sequence, or an error; used alone to report an unreadable entry."""
-    fields = lower_keys(raw) if isinstance(raw, dict) else {}
+    return sequence_of(lower_keys(raw) if isinstance(raw, dict) else {})
+
+
+def sequence_of(fields: dict[str, Any]) -> int:
+    """`parse_sequence` of an entry whose keys are lower-cased already (lower_keys)."""
     value = fields.get("sequence")
     if value is None:
         raise EntryFormatError("sequence is missing")
@@ -193,7 +199,7 @@ def parse_entry(raw: Any) -> FeedEntry:
     if not isinstance(raw, dict):
         raise EntryFormatError("entry is not a JSON object")
     fields = lower_keys(raw)
-    sequence = parse_sequence(raw)
+    sequence = sequence_of(fields)
     stamp = fields.get("timestamp")
     if stamp is not None and not isinstance(stamp, str):
         raise EntryFormatError("timestamp is not a JSON string")

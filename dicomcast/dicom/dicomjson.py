@@ -109,6 +109,8 @@ def clean_text(tag: str, raw: Any, max_length: int = MAX_TEXT) -> str | None:
     if len(raw) > max_length:
         raise InvalidValueError(tag, f"value longer than {max_length} characters")
     text = raw.strip(" \x00")
+    if text.isascii() and text.isprintable():  # most values: nothing below can match or change them
+        return text or None
     if _FORBIDDEN.search(text):
         raise InvalidValueError(tag, "value contains control characters or invalid Unicode")
     # FHIR strings allow no whitespace but space, CR, LF and tab: other kinds (NBSP, ...) become spaces.

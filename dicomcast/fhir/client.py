@@ -51,12 +51,17 @@ class EncodedEntries:
     count: int
 
 
+# One encoder for every body: json.dumps with options builds a new one at each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_entries(entries: Sequence[dict[str, Any]]) -> EncodedEntries:
-    return EncodedEntries(b",".join(_dumps(e) for e in entries), len(entries))
+    """The entries as a JSON array without its brackets: comma-separated, in one encoding."""
+    return EncodedEntries(_dumps(list(entries))[1:-1], len(entries))
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 class FhirClient:

@@ -4,18 +4,20 @@ liveness ping."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dicomcast.dicom.models import ChangeEntry, UnreadableEntry, recordable_uid
 from dicomcast.errors import StoreError
 from dicomcast.failures import EntryFailure
+from dicomcast.store import statements as sql
 from dicomcast.store.db import open_existing
 from dicomcast.store.models import (
     ACTION_LENGTH,
@@ -94,9 +96,9 @@ class Store:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def read_checkpoint(self, source: str) -> str | None:
-        with self._session() as session:
-            row = session.get(Checkpoint, source)
-            return row.cursor if row else None
+        with self._connect() as connection:
+            cursor: str | None = connection.execute(sql.read_checkpoint(), {"b_source": source}).scalar_one_or_none()
+            return cursor
 
     def save_page(
         self, source: str, cursor: str, failures: Sequence[EntryFailure] = (), *, lease: LeaseTerm | None = None
@@ -106,31 +108,26 @@ class Store:
         With `lease`, only while its owner holds the source's lease, renewed in that transaction:
         a worker whose lease was taken cannot move the checkpoint, not even in the moment between a
         renewal and the write. False, with nothing written, when another worker holds it."""
-        with self._session() as session, session.begin():
-            if lease is not None and not self._renewed(session, source, lease):
+        with self._begin() as connection:
+            if lease is not None and not self._renewed(connection, source, lease):
                 return False
             for failure in failures:
-                self._record_failure(session, source, failure)
-            row = session.get(Checkpoint, source)
-            if row is None:
-                session.add(Checkpoint(source=source, cursor=cursor, updated_at=_now()))
-            else:
-                row.cursor, row.updated_at = cursor, _now()
+                _record_failure(connection, source, failure)
+            _write_checkpoint(connection, source, cursor)
         return True
 
-    def _renewed(self, session: Session, source: str, lease: LeaseTerm) -> bool:
-        result = session.execute(
-            update(Lease)
-            .where(Lease.source == source, Lease.owner == lease.owner)
-            .values(expires_at=self._clock() + lease.duration)
+    def _renewed(self, connection: Connection, source: str, lease: LeaseTerm) -> bool:
+        expires = self._clock() + lease.duration
+        result = connection.execute(
+            sql.renew_lease(), {"b_source": source, "b_owner": lease.owner, "b_expires": expires}
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     def record_failures(self, source: str, failures: Sequence[EntryFailure]) -> None:
         """Record permanent failures without moving the checkpoint (replays, reconciliation)."""
-        with self._session() as session, session.begin():
+        with self._begin() as connection:
             for failure in failures:
-                self._record_failure(session, source, failure)
+                _record_failure(connection, source, failure)
 
     def set_checkpoint(self, source: str, cursor: str | None) -> None:
         """Move (or with None remove) a cursor deliberately; the operator's command logs it."""
@@ -144,39 +141,6 @@ class Store:
             return list(session.scalars(select(Checkpoint).order_by(Checkpoint.source)))
 
     # -- failures ------------------------------------------------------------------------------
-    def _record_failure(self, session: Session, source: str, failure: EntryFailure) -> None:
-        entry, now = failure.entry, _now()
-        sop_instance_uid = recordable_uid(entry.sop_instance_uid)
-        message = failure.reason[:MAX_MESSAGE]
-        existing = session.scalars(
-            select(Failure).where(
-                Failure.source == source,
-                Failure.sequence == entry.sequence,
-                Failure.sop_instance_uid == sop_instance_uid,
-                Failure.failure_class == failure.failure_class,
-            )
-        ).first()
-        if existing is not None:
-            existing.attempts += 1
-            existing.last_seen, existing.message, existing.resolved_at = now, message, None
-            return
-        session.add(
-            Failure(
-                source=source,
-                sequence=entry.sequence,
-                study_uid=recordable_uid(entry.study_uid),
-                series_uid=recordable_uid(entry.series_uid),
-                sop_instance_uid=sop_instance_uid,
-                partition=_fitted(entry.partition, PARTITION_LENGTH),
-                action=_fitted(_action(entry), ACTION_LENGTH) or "",
-                failure_class=failure.failure_class,
-                message=message,
-                attempts=1,
-                first_seen=now,
-                last_seen=now,
-            )
-        )
-
     def failures(
         self,
         *,
@@ -214,33 +178,26 @@ class Store:
         now = self._clock()
         expires = now + duration
         holders = [owner] + ([take_from] if take_from else [])
+        taking = {"b_source": source, "b_holders": holders, "b_now": now, "b_owner": owner, "b_expires": expires}
         try:
-            with self._session() as session, session.begin():
-                result = session.execute(
-                    update(Lease)
-                    .where(Lease.source == source)
-                    .where((Lease.owner.in_(holders)) | (Lease.expires_at < now))
-                    .values(owner=owner, expires_at=expires)
-                )
-                if result.rowcount:  # type: ignore[attr-defined]
+            with self._begin() as connection:
+                if connection.execute(sql.take_lease(), taking).rowcount:
                     return True
-                if session.get(Lease, source) is not None:
+                if connection.execute(sql.lease_exists(), {"b_source": source}).first() is not None:
                     return False
-                session.add(Lease(source=source, owner=owner, expires_at=expires))
+                connection.execute(sql.add_lease(), {"source": source, "owner": owner, "expires_at": expires})
             return True
         except IntegrityError:
             return False
 
     def release_lease(self, source: str, owner: str) -> None:
-        with self._session() as session, session.begin():
-            session.execute(delete(Lease).where(Lease.source == source, Lease.owner == owner))
+        with self._begin() as connection:
+            connection.execute(sql.drop_lease(), {"b_source": source, "b_owner": owner})
 
     def lease(self, source: str) -> Lease | None:
-        with self._session() as session:
-            row = session.get(Lease, source)
-            if row is not None:
-                row.expires_at = aware(row.expires_at)
-            return row
+        with self._connect() as connection:
+            row = connection.execute(sql.read_lease(), {"b_source": source}).first()
+        return Lease(source=source, owner=row.owner, expires_at=aware(row.expires_at)) if row else None
 
     # -- reconciliation runs (worker/reconcile.py) ----------------------------------------------
     def last_reconciled(self, source: str) -> datetime | None:
@@ -284,6 +241,64 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------------
     def _session(self) -> _GuardedSession:
         return _GuardedSession(self.engine)
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """A Core transaction, committed at the end of the block; database errors as StoreError."""
+        return _guarded(self.engine.begin())
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        return _guarded(self.engine.connect())
+
+
+def _write_checkpoint(connection: Connection, source: str, cursor: str) -> None:
+    now = _now()
+    if not connection.execute(sql.move_checkpoint(), {"b_source": source, "b_cursor": cursor, "b_now": now}).rowcount:
+        connection.execute(sql.add_checkpoint(), {"source": source, "cursor": cursor, "updated_at": now})
+
+
+def _record_failure(connection: Connection, source: str, failure: EntryFailure) -> None:
+    """One row per (source, sequence, instance, class): a failure seen again counts an attempt
+    and reopens the row."""
+    entry, now = failure.entry, _now()
+    sop_instance_uid = recordable_uid(entry.sop_instance_uid)
+    message = failure.reason[:MAX_MESSAGE]
+    key = {
+        "b_source": source,
+        "b_sequence": entry.sequence,
+        "b_sop_instance_uid": sop_instance_uid,
+        "b_failure_class": failure.failure_class,
+    }
+    existing = connection.execute(sql.find_failure(), key).first()
+    if existing is not None:
+        connection.execute(sql.failure_again(), {"b_id": existing.id, "b_now": now, "b_message": message})
+        return
+    row = {
+        "source": source,
+        "sequence": entry.sequence,
+        "study_uid": recordable_uid(entry.study_uid),
+        "series_uid": recordable_uid(entry.series_uid),
+        "sop_instance_uid": sop_instance_uid,
+        "partition": _fitted(entry.partition, PARTITION_LENGTH),
+        "action": _fitted(_action(entry), ACTION_LENGTH) or "",
+        "failure_class": failure.failure_class,
+        "message": message,
+        "attempts": 1,
+        "first_seen": now,
+        "last_seen": now,
+    }
+    connection.execute(sql.add_failure(), row)
+
+
+@contextmanager
+def _guarded(opening: AbstractContextManager[Connection]) -> Iterator[Connection]:
+    """Database errors surface as StoreError (no SQL, no values); IntegrityError is the caller's."""
+    try:
+        with opening as connection:
+            yield connection
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store error: {type(exc).__name__}") from exc
 
 
 class _GuardedSession(Session):

@@ -177,3 +177,19 @@ def test_a_transaction_of_several_parts_sends_their_entries_in_order() -> None:
 
     assert [e["request"]["url"] for e in seen[0]["entry"]] == ["Patient/0", "Patient/1", "Patient/2"]
     assert seen[0]["type"] == "transaction" and [r.version_id for r in results] == ["2"] * 3
+
+
+def test_encoded_entries_are_each_entrys_compact_json_comma_separated() -> None:
+    entries = [
+        {"resource": {"resourceType": "Patient", "name": [{"family": "Müller", "given": ["Zoë"]}]}},
+        {"request": {"method": "DELETE", "url": "Observation/1"}, "n": 1.5, "ok": True, "none": None},
+    ]
+    one_by_one = b",".join(
+        json.dumps(e, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() for e in entries
+    )
+    encoded = encode_entries(entries)
+    assert (encoded.body, encoded.count) == (one_by_one, 2)
+    assert "Müller".encode() in encoded.body  # UTF-8, not \u escapes
+    assert (encode_entries([]).body, encode_entries([]).count) == (b"", 0)
+    with pytest.raises(ValueError):  # NaN is no JSON
+        encode_entries([{"value": float("nan")}])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dicomcast.dicom import dicomjson as dj
 from dicomcast.dicom.dicomjson import InvalidValueError, NameComponents
@@ -113,3 +115,26 @@ def test_code_items() -> None:
     with pytest.raises(InvalidValueError) as caught:
         dj.code_items({T: {"vr": "SQ", "Value": [{"00080104": {"vr": "LO", "Value": ["x"]}}]}}, T)
     assert caught.value.tag == T
+
+
+def _cleaned_slowly(raw: str) -> str | None:
+    """clean_text's rule without its fast path: refuse control characters, other white space to spaces."""
+    text = raw.strip(" \x00")
+    if dj._FORBIDDEN.search(text):
+        raise InvalidValueError(T, "forbidden")
+    return dj._OTHER_WHITESPACE.sub(" ", text).strip() or None
+
+
+@given(
+    st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(" \x00\t\r\n\x0b\x0c\xa0\u2003 aZ9^="), max_size=40)
+)
+def test_clean_text_fast_path_agrees_with_the_rule(raw: str) -> None:
+    try:
+        expected: str | type[InvalidValueError] | None = _cleaned_slowly(raw)
+    except InvalidValueError:
+        expected = InvalidValueError
+    try:
+        got: str | type[InvalidValueError] | None = dj.clean_text(T, raw)
+    except InvalidValueError:
+        got = InvalidValueError
+    assert got == expected

@@ -215,3 +215,22 @@ def test_a_large_study_of_a_known_layout_is_checked_value_by_value(model_calls: 
     with pytest.raises(MappingError, match=r"series\.1\.instance\.998\.number"):
         validate.validated(bad, FhirVersion.R4)
     assert model_calls["n"] == 2
+
+
+class _Unhashable:
+    """Metadata that cannot be a cache key, as a model's own constraint might be."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_elements_of_one_type_share_its_check_and_an_unhashable_type_gets_its_own() -> None:
+    from typing import Annotated
+
+    from fhir.resources.R4B.imagingstudy import ImagingStudy
+
+    places = shapes._places_of(ImagingStudy)
+    assert places["id"].check is shapes._places_of(ImagingStudy)["id"].check
+    series = places["series"].element
+    assert series["uid"].check is places["id"].check  # both FHIR `id`
+    own = shapes._check_of(Annotated[str, _Unhashable()])
+    assert own("text") and not own(5)

@@ -74,6 +74,29 @@ def test_a_resolved_failure_leaves_the_open_list(store: Store) -> None:
     assert not store.resolve_failure(row.id + 1000)
 
 
+def test_a_resolved_failure_seen_again_is_reopened_with_one_more_attempt(store: Store) -> None:
+    store.save_page(SOURCE, "7", [EntryFailure(_entry(7), FailureClass.DICOM, "invalid Modality")])
+    first = store.failures()[0]
+    assert store.resolve_failure(first.id)
+
+    store.record_failures(SOURCE, [EntryFailure(_entry(7), FailureClass.DICOM, "invalid Modality again")])
+
+    (row,) = store.failures()
+    assert (row.id, row.attempts, row.message, row.resolved_at) == (first.id, 2, "invalid Modality again", None)
+    assert row.last_seen >= first.last_seen and row.first_seen == first.first_seen
+
+
+def test_a_refused_fenced_checkpoint_writes_no_failure_and_no_checkpoint(store: Store) -> None:
+    assert store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
+    failure = EntryFailure(_entry(7), FailureClass.DICOM, "invalid Modality")
+
+    assert not store.save_page(SOURCE, "7", [failure], lease=LeaseTerm("a", timedelta(seconds=30)))
+
+    assert store.read_checkpoint(SOURCE) is None and store.failures(include_resolved=True) == []
+    lease = store.lease(SOURCE)
+    assert lease is not None and lease.owner == "b"  # the holder's lease untouched
+
+
 def test_one_lease_holder_at_a_time(store: Store) -> None:
     assert store.acquire_lease(SOURCE, "a", timedelta(seconds=30))
     assert not store.acquire_lease(SOURCE, "b", timedelta(seconds=30))
