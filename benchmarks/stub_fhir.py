@@ -15,9 +15,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.servers._base import ListeningServer
 
 CAPABILITIES = {
     "resourceType": "CapabilityStatement",
@@ -58,9 +60,7 @@ class Memory:
             return [self.resources[u] for u in urls if u and u in self.resources]
 
 
-class StubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class StubServer(ListeningServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), StubHandler)
         self.memory = Memory()

@@ -36,12 +36,20 @@ class JsonHandler(BaseHTTPRequestHandler):
         return {k: v[0] for k, v in parse_qs(self.read_body().decode()).items()}
 
 
+class ListeningServer(ThreadingHTTPServer):
+    """A threading HTTP server with a listen backlog as real servers have (socketserver's default is 5:
+    a client opening more connections at once than that had its SYN dropped and retried a second
+    later, a stall no real FHIR or DICOM server causes)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class LoopbackServer:
     """Runs `handler` on 127.0.0.1:<free port>, over TLS when a cert and key are given."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], *, tls: tuple[Path, Path] | None = None) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = ListeningServer(("127.0.0.1", 0), handler)
         self.httpd.fake = self  # type: ignore[attr-defined]  # handlers reach their fake through it
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -22,11 +22,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.servers import azure_dicom_qido
+from tests.servers._base import ListeningServer
 from tests.servers.azure_dicom_data import DicomJson, generate_studies, sample_instances, uids
 from tests.servers.azure_dicom_feed import DEFAULT_PARTITION, ChangeFeedTable, Row, change_dataset
 
@@ -142,8 +143,7 @@ class AzureDicomServer:
         self.metadata_served_as: dict[str, Callable[[DicomJson], Any]] = {}  # see serve_metadata_as
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._http.daemon_threads = True
+        self._http = ListeningServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="azure-dicom", daemon=True
         )

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from tests.servers._base import LoopbackServer, fake_of
+from tests.servers._base import ListeningServer, LoopbackServer, fake_of
 
 KINDS = ("redirect", "204", "empty", "html", "truncated", "stall")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host"}
@@ -199,10 +199,7 @@ class Recorder:
     requests: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, with credentials
 
     def __post_init__(self) -> None:
-        from http.server import ThreadingHTTPServer
-
-        self._httpd = ThreadingHTTPServer((self.host, 0), _RecordingHandler)
-        self._httpd.daemon_threads = True
+        self._httpd = ListeningServer((self.host, 0), _RecordingHandler)
         self._httpd.fake = self  # type: ignore[attr-defined]
         self.port = int(self._httpd.server_address[1])
         self.url = f"http://{self.host}:{self.port}"
