@@ -75,7 +75,7 @@ def look_up(ctx: SyncContext, groups: Groups, call: Call) -> Lookups:
 
 def complete(ctx: SyncContext, groups: Groups, early: EarlyLookups | None, carried: Written | None) -> Lookups:
     """The batch's lookups: what was looked up early (if it worked), the rest now, with retries."""
-    found = _result(early)
+    found = early_result(early)
     if found is None:
         return look_up(ctx, groups, ctx.retry)
     keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}  # later pages may add keys
@@ -160,7 +160,8 @@ def _all(key_lists: Iterable[list[PatientKey]]) -> set[PatientKey]:
     return {k for ks in key_lists for k in ks}
 
 
-def _result(early: EarlyLookups | None) -> Lookups | None:
+def early_result(early: EarlyLookups | None) -> Lookups | None:
+    """What the early lookups found; None when there were none or they failed (the batch looks up itself)."""
     if early is None:
         return None
     try:

@@ -55,7 +55,7 @@ def prepare(
         return None
     after = reader.following_after()
     batch = study_cut.cut(following, cursor, held, after.entries if after is not None else None, limit)
-    early = _result(reader.following_prepared())
+    early = batch_lookups.early_result(reader.following_prepared())
     return Ahead(following, batch, _mapped(ctx, batch.entries, early, touched) if early is not None else {})
 
 
@@ -113,12 +113,3 @@ def _mapped(
         if plan is not None:
             mapped[key] = plan
     return mapped
-
-
-def _result(early: EarlyLookups | None) -> Lookups | None:
-    if early is None:
-        return None
-    try:
-        return early.result()
-    except Exception:
-        return None

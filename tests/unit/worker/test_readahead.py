@@ -21,6 +21,19 @@ def _feed(total: int, page_size: int, reads: list[str | None], gate: threading.E
     return read_page
 
 
+def _failing_once_at(failing: str, calls: list[str | None]):  # type: ignore[no-untyped-def]
+    """A feed of 10 entries in pages of 5 whose read at `failing` fails the first time."""
+    healthy = _feed(10, 5, [])
+
+    def flaky(cursor: str | None) -> Page:
+        calls.append(cursor)
+        if cursor == failing and calls.count(failing) == 1:
+            raise RuntimeError("network")
+        return healthy(cursor)
+
+    return flaky
+
+
 def test_pages_join_into_batches_that_end_where_a_page_ends() -> None:
     reads: list[str | None] = []
     batch = read_batch(_feed(1000, 200, reads), None, max_entries=500)
@@ -45,15 +58,7 @@ def test_the_next_batch_is_read_while_the_current_one_is_written() -> None:
 
 def test_a_failed_read_ahead_is_read_again_where_errors_are_handled() -> None:
     calls: list[str | None] = []
-    healthy = _feed(10, 5, [])
-
-    def flaky(cursor: str | None) -> Page:
-        calls.append(cursor)
-        if cursor == "5" and calls.count("5") == 1:
-            raise RuntimeError("network")
-        return healthy(cursor)
-
-    reader = BatchReader(flaky, max_entries=5)
+    reader = BatchReader(_failing_once_at("5", calls), max_entries=5)
     first = reader.read(None)
     second = reader.read(first.next_cursor)
     assert second.caught_up and calls.count("5") == 2
@@ -138,15 +143,7 @@ def test_a_batch_is_prepared_only_once_the_batch_before_it_is_handed_over() -> N
 
 def test_a_following_batch_that_cannot_be_read_is_none_and_is_read_again_directly() -> None:
     calls: list[str | None] = []
-    healthy = _feed(10, 5, [])
-
-    def flaky(cursor: str | None) -> Page:
-        calls.append(cursor)
-        if cursor == "5" and calls.count("5") == 1:
-            raise RuntimeError("network")
-        return healthy(cursor)
-
-    reader = BatchReader(flaky, max_entries=5)
+    reader = BatchReader(_failing_once_at("5", calls), max_entries=5)
     first = reader.read(None)
     assert reader.following() is None
     assert reader.read(first.next_cursor).caught_up and calls.count("5") == 2
