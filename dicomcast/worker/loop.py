@@ -164,10 +164,13 @@ class SourceWorker:
                 report.caught_up = True
                 return
 
+    @property
+    def _held_limit(self) -> int:
+        return HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
+
     def _cut(self, reader: BatchReader[EarlyLookups], page: Page, cursor: str | None, held: Held) -> Cut:
         following = reader.following()
-        limit = HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
-        return study_cut.cut(page, cursor, held, following.entries if following else None, limit)
+        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limit)
 
     def _prepare(
         self,
@@ -180,8 +183,7 @@ class SourceWorker:
         """While this batch's transactions are in flight: the next batch cut and mapped (premap.py)."""
         if self.ctx.stop_event.is_set():
             return  # no next batch: the checkpoint is saved without waiting for its reads
-        limit = HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
-        into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, limit))
+        into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, self._held_limit))
 
     def _read_page(self, cursor: str | None) -> Page:
         page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))

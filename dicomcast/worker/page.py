@@ -89,6 +89,7 @@ def _write_batch(
     results: list[StudyResult] = []
     jobs: list[StudyJob] = []
     depths = max(len(lane) for lane in lanes)
+    ready = {id(plan.job): plan for plan in mapped.values()}  # write_studies knows jobs, not keys
     for depth in range(depths):
         round_jobs = [
             mapped[lane[0]].job
@@ -97,7 +98,6 @@ def _write_batch(
             for lane, view in zip(lanes, views, strict=True)
             if depth < len(lane)
         ]
-        ready = {id(plan.job): plan for plan in mapped.values()}
         last = depth == depths - 1
         results += write_studies(ctx, round_jobs, before_write, mapped=ready, meanwhile=meanwhile if last else None)
         jobs += round_jobs
