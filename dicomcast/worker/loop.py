@@ -31,12 +31,15 @@ from dicomcast.worker.premap import Ahead
 from dicomcast.worker.readahead import BatchReader
 from dicomcast.worker.reconcile import remember_entries
 from dicomcast.worker.state import WorkerState
-from dicomcast.worker.study_cut import Cut, Held
+from dicomcast.worker.study_cut import Cut, Held, Limits
 
 log = get_logger("dicomcast.worker")
 # Entries held back for the next batch, at most, per MaxBatchEntries: a large study interleaved with
 # others (1,500 instances while three modalities store beside it) is still written once.
 HELD_PER_BATCH = 4
+# Batches the checkpoint may stay behind what is written, at most: a restart reads at most this many
+# batches again (a study going on for longer is written in parts).
+HELD_BATCHES_BEHIND = 8
 
 
 @dataclass
@@ -165,12 +168,12 @@ class SourceWorker:
                 return
 
     @property
-    def _held_limit(self) -> int:
-        return HELD_PER_BATCH * self.ctx.tuning.max_batch_entries
+    def _held_limits(self) -> Limits:
+        return Limits(HELD_PER_BATCH * self.ctx.tuning.max_batch_entries, HELD_BATCHES_BEHIND)
 
     def _cut(self, reader: BatchReader[EarlyLookups], page: Page, cursor: str | None, held: Held) -> Cut:
         following = reader.following()
-        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limit)
+        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limits)
 
     def _prepare(
         self,
@@ -183,7 +186,7 @@ class SourceWorker:
         """While this batch's transactions are in flight: the next batch cut and mapped (premap.py)."""
         if self.ctx.stop_event.is_set():
             return  # no next batch: the checkpoint is saved without waiting for its reads
-        into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, self._held_limit))
+        into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, self._held_limits))
 
     def _read_page(self, cursor: str | None) -> Page:
         page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))

@@ -28,7 +28,7 @@ from dicomcast.worker.batch_lookups import EarlyLookups, Lookups, StudyKey, Writ
 from dicomcast.worker.bundles import Planned, plan_ahead
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.readahead import BatchReader
-from dicomcast.worker.study_cut import Cut, Held
+from dicomcast.worker.study_cut import Cut, Held, Limits
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def prepare(
     cursor: str,
     held: Held,
     touched: Mapping[StudyKey, list[PatientKey]],
-    limit: int,
+    limits: Limits,
 ) -> Ahead | None:
     """The batch read ahead from `cursor` (after this one, which holds `held` back for it and names
     `touched`), cut and mapped as far as this batch's writes allow; None when it is not read ahead."""
@@ -54,7 +54,7 @@ def prepare(
     if following is None:
         return None
     after = reader.following_after()
-    batch = study_cut.cut(following, cursor, held, after.entries if after is not None else None, limit)
+    batch = study_cut.cut(following, cursor, held, after.entries if after is not None else None, limits)
     early = batch_lookups.early_result(reader.following_prepared())
     return Ahead(following, batch, _mapped(ctx, batch.entries, early, touched) if early is not None else {})
 

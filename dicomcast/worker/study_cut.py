@@ -7,9 +7,11 @@ ahead) continues are held back and joined to that batch, so each is written once
 what has been read.
 
 The checkpoint then stops at the last page end before the first held entry: everything before it is
-written, and a restart replays from there (every write is idempotent). At most `limit` entries are
-held, so memory stays bounded (a longer study is written in parts). A batch that reaches the end of
-the feed holds nothing back: a caught-up worker's checkpoint is exact and no study waits for a poll.
+written, and a restart replays from there (every write is idempotent). At most `limits.entries`
+entries are held, so memory stays bounded, and the checkpoint stays at most `limits.batches` batches
+behind what is written, so a restart replays a bounded stretch of the feed (a longer study, or one
+going on in every batch, is written in parts). A batch that reaches the end of the feed holds nothing
+back: a caught-up worker's checkpoint is exact and no study waits for a poll.
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ StudyKey = tuple[str | None, str]  # (partition, study uid)
 
 
 @dataclass(frozen=True)
+class Limits:
+    entries: int  # held back at most
+    batches: int  # the checkpoint is at most this many batches behind the end of what is written
+
+
+@dataclass(frozen=True)
 class Held:
     """Entries held back for the next batch, and the saved checkpoint (every one of them follows it)."""
 
     entries: Sequence[ChangeEntry] = ()
     checkpoint: str | None = None
+    behind: int = 0  # batches cut so far with entries after `checkpoint`
 
 
 @dataclass(frozen=True)
@@ -41,29 +50,31 @@ class Cut:
         return len(self.held.entries)
 
 
-def cut(batch: Page, start: str | None, held: Held, following: Sequence[ChangeEntry] | None, limit: int) -> Cut:
+def cut(batch: Page, start: str | None, held: Held, following: Sequence[ChangeEntry] | None, limits: Limits) -> Cut:
     """Batch `batch`, read from `start`, after the entries `held` from the batch before; `following`:
     the next batch's entries (None: not known, or the feed ends here)."""
     entries = [*held.entries, *batch.entries]
     if batch.caught_up or following is None:
         return Cut(entries, batch.next_cursor, Held())
-    boundaries = _boundaries(batch, start, held)
+    boundaries = _boundaries(batch, start, held, limits.batches)
     continuing = {(e.partition, e.study_uid) for e in following}
-    keep = _held_studies(entries, continuing, boundaries[0][0] if boundaries else len(entries), limit)
+    keep = _held_studies(entries, continuing, boundaries[0][0] if boundaries else len(entries), limits.entries)
     if not keep:
         return Cut(entries, batch.next_cursor, Held())
     first = next(i for i, e in enumerate(entries) if (e.partition, e.study_uid) in keep)
     checkpoint = [cursor for n, cursor in boundaries if n <= first][-1]
+    behind = held.behind + 1 if held.entries and checkpoint == held.checkpoint else 1
     now = [e for e in entries if (e.partition, e.study_uid) not in keep]
     later = [e for e in entries if (e.partition, e.study_uid) in keep]
-    return Cut(now, checkpoint, Held(later, checkpoint))
+    return Cut(now, checkpoint, Held(later, checkpoint, behind))
 
 
-def _boundaries(batch: Page, start: str | None, held: Held) -> list[tuple[int, str]]:
-    """(n, cursor): where the checkpoint may stand once the first n entries are written."""
+def _boundaries(batch: Page, start: str | None, held: Held, batches: int) -> list[tuple[int, str]]:
+    """(n, cursor): where the checkpoint may stand once the first n entries are written. It stays
+    where the held entries keep it only while that leaves it fewer than `batches` batches behind."""
     before = len(held.entries)
     ends = batch.boundaries or [(len(batch.entries), batch.next_cursor)]
-    points = [(0, held.checkpoint)] if before else []
+    points = [(0, held.checkpoint)] if before and held.behind < batches else []
     points += [(before, start), *((before + n, cursor) for n, cursor in ends)]
     return [(n, cursor) for n, cursor in points if cursor]  # no cursor: the feed's start, never saved
 

@@ -20,7 +20,7 @@ from dicomcast.config.settings import WorkerSettings
 from dicomcast.dicom.models import ChangeAction, Page, UnreadableEntry
 from dicomcast.errors import PermanentUpstreamError
 from dicomcast.fhir.mapping.types import PatientKey
-from dicomcast.worker import bundles
+from dicomcast.worker import bundles, loop
 from dicomcast.worker.availability import Backoff
 from dicomcast.worker.lanes import lanes as _lanes
 from dicomcast.worker.loop import SourceWorker
@@ -544,6 +544,33 @@ def test_a_worker_stopped_while_a_study_waits_replays_it_from_the_checkpoint_bef
     assert source.reads.count("1") == 2  # read again from the checkpoint: nothing after it was trusted
     assert _instance_count(fhir, A) == 3 and fhir.studies_written().count(A) == 1
     assert store.read_checkpoint(source.name) == "4"
+
+
+def test_a_study_going_on_in_every_batch_is_written_in_parts_so_the_checkpoint_moves_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A has an instance in each of 8 one-page batches: held at most 2 batches behind, then written."""
+    monkeypatch.setattr(loop, "HELD_BATCHES_BEHIND", 2)
+    others = [f"1.2.4.{n}" for n in range(8)]
+    source = FakeSource(
+        [study_entries(A, [n]) + study_entries(x, [20 + n], patient_id=f"PAT-{n}") for n, x in enumerate(others)]
+    )
+    fhir = FakeFhir()
+    worker = _worker(source, fhir, max_batch_entries=1)
+    saved: list[str] = []
+    save_page = worker.ctx.store.save_page
+    monkeypatch.setattr(
+        worker.ctx.store,
+        "save_page",
+        lambda name, cursor, *a, **k: saved.append(cursor) or save_page(name, cursor, *a, **k),
+    )
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.caught_up
+    assert saved == ["1", "1", "1", "4", "4", "4", "7", "8"]  # batch k saves a checkpoint >= k - 2
+    assert fhir.studies_written().count(A) == 4 and _instance_count(fhir, A) == 8  # in parts, nothing lost
+    assert sorted(fhir.studies_written()) == sorted([A] * 4 + others)
 
 
 def _mapping_noted(monkeypatch: pytest.MonkeyPatch, on_map: Callable[[str], None]) -> None:
