@@ -25,6 +25,7 @@ class ShapeReport:
     target_name: str  # as asked for (before --scale)
     results: dict[str, Result] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what FHIR held afterwards, if not what it should
+    runs: dict[str, list[float]] = field(default_factory=dict)  # variant -> seconds of each run, in turn
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
         top, bottom = self.results.get(numerator), self.results.get(denominator)
@@ -69,6 +70,17 @@ def table(reports: Sequence[ShapeReport]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def runs(reports: Sequence[ShapeReport]) -> str:
+    """Every run's seconds, where a variant ran more than once (the table shows the median run)."""
+    lines = ["runs (seconds, in the order run; the table shows the median):"]
+    for r in reports:
+        for variant in VARIANTS:
+            seconds = r.runs.get(variant, [])
+            if len(seconds) > 1:
+                lines.append(f"  {r.shape:>12}  {variant:<13} " + "  ".join(f"{s:.2f}" for s in seconds))
+    return "\n".join(lines) if len(lines) > 1 else ""
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -124,7 +136,7 @@ def targets(reports: Sequence[ShapeReport], extras: Sequence[Extra], rtt_ms: flo
 
 
 def render(reports: Sequence[ShapeReport], extras: Sequence[Extra], header: str, rtt_ms: float = 0.0) -> str:
-    parts = [header, table(reports), ratios(reports)]
+    parts = [header, table(reports), *filter(None, [runs(reports)]), ratios(reports)]
     problems = [f"  {r.shape}: {p}" for r in reports for p in r.problems]
     if problems:
         parts.append("CHECK FAILED (FHIR content after the run):\n" + "\n".join(problems))

@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.ceiling import fetch_final, save_final
@@ -37,32 +38,72 @@ def bench_shape(shape: Shape, args: argparse.Namespace, out_dir: Path) -> ShapeR
     report = ShapeReport(shape.name, shape.target_name)
     concurrency = ["--concurrency", str(args.concurrency)]
     print(f"[{shape.name}] serving {shape.total} instances ...", file=sys.stderr, flush=True)
+    runs: dict[str, list[Result]] = {}
     with serve_feed(shape, args.seed) as feed:
         dicom = ["--dicom", feed.url]
-        with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
-            work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
-            report.results["dicomcast"] = run_variant(
-                "dicomcast", shape, out_dir, *dicom, "--fhir", url, *work, *concurrency, profile=args.profile
-            )
-            final = fetch_final(fhir.url)
-            report.problems += [f"dicomcast: {p}" for p in verify(final, shape)]
         resources = out_dir / f"{shape.name}-final.json"
-        save_final(final, resources)
+        for n in range(args.repeat):  # the variants in turn, so a drift in the machine's speed meets each
+            for name, result in _round(shape, args, out_dir, dicom, concurrency, resources, n, report).items():
+                runs.setdefault(name, []).append(result)
         if not args.skip_baseline:
-            with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
-                partial = args.baseline_instances is not None and args.baseline_instances < shape.total
-                limit = ["--limit", str(args.baseline_instances)] if partial else []
-                report.results["baseline"] = run_variant("baseline", shape, out_dir, *dicom, "--fhir", url, *limit)
-                if not limit:  # a partial baseline leaves the rest unsynced by design
-                    report.problems += [f"baseline: {p}" for p in verify(fetch_final(fhir.url), shape)]
-        with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
-            options = ["--fhir", url, "--resources", str(resources), *concurrency]
-            report.results["ceiling"] = run_variant("ceiling", shape, out_dir, *options)
-        report.results["worker-alone"] = worker_alone(shape, out_dir, dicom, concurrency, args.profile)
+            report.results["baseline"] = _baseline(shape, args, out_dir, dicom, report)
         if args.experiments:
             run_experiments(report, shape, out_dir, dicom, concurrency)
+    for name, results in runs.items():
+        report.results[name] = median_run(results)
+        report.runs[name] = [r.seconds for r in results]
     print(f"[{shape.name}] done", file=sys.stderr, flush=True)
     return report
+
+
+def _round(
+    shape: Shape,
+    args: argparse.Namespace,
+    out_dir: Path,
+    dicom: list[str],
+    concurrency: list[str],
+    resources: Path,
+    n: int,
+    report: ShapeReport,
+) -> dict[str, Result]:
+    """dicomcast, the ceiling and the worker alone, once each; the first round's final resources are
+    what every ceiling writes. Variant logs of later rounds are named `<variant>.<n>`."""
+    suffix = f".{n + 1}" if n else ""
+    profile = args.profile and not n
+    results: dict[str, Result] = {}
+    with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
+        work = ["--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
+        options = [*dicom, "--fhir", url, *work, *concurrency]
+        results["dicomcast"] = run_variant(
+            "dicomcast", shape, out_dir, *options, label=f"dicomcast{suffix}", profile=profile
+        )
+        final = fetch_final(fhir.url)
+        report.problems += [f"dicomcast{suffix}: {p}" for p in verify(final, shape)]
+    if not n:
+        save_final(final, resources)
+    with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
+        options = ["--fhir", url, "--resources", str(resources), *concurrency]
+        results["ceiling"] = run_variant("ceiling", shape, out_dir, *options, label=f"ceiling{suffix}")
+    results["worker-alone"] = worker_alone(shape, out_dir, dicom, concurrency, profile, f"worker-alone{suffix}")
+    return results
+
+
+def _baseline(shape: Shape, args: argparse.Namespace, out_dir: Path, dicom: list[str], report: ShapeReport) -> Result:
+    """The DICOM Cast-style baseline, once (it is 50 to 1,000 times slower: its noise does not matter)."""
+    with fhir_server() as fhir, with_rtt(fhir.url, args.rtt) as url:
+        partial = args.baseline_instances is not None and args.baseline_instances < shape.total
+        limit = ["--limit", str(args.baseline_instances)] if partial else []
+        result = run_variant("baseline", shape, out_dir, *dicom, "--fhir", url, *limit)
+        if not limit:  # a partial baseline leaves the rest unsynced by design
+            report.problems += [f"baseline: {p}" for p in verify(fetch_final(fhir.url), shape)]
+    return result
+
+
+def median_run(results: list[Result]) -> Result:
+    """The run of median time (of an odd number of runs), under its variant's plain name: every
+    column of the table comes from one real run."""
+    ordered = sorted(results, key=lambda r: r.seconds)
+    return replace(ordered[len(ordered) // 2], variant=results[0].variant)
 
 
 def run_experiments(report: ShapeReport, shape: Shape, out_dir: Path, dicom: list[str], concurrency: list[str]) -> None:
@@ -108,6 +149,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rtt", type=float, default=20.0, metavar="MS", help="round-trip time added before FHIR (default 20; 0: none)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=_odd,
+        default=3,
+        metavar="N",
+        help="runs of dicomcast, the ceiling and the worker alone per shape, in turn; the table shows "
+        "each one's median run, and every run's seconds are listed (default 3)",
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) baseline")
     parser.add_argument(
         "--baseline-instances",
@@ -140,10 +189,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _odd(text: str) -> int:
+    value = int(text)
+    if value < 1 or value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"--repeat must be an odd number of runs (1, 3, 5...), not {text}")
+    return value
+
+
 def header(args: argparse.Namespace, out_dir: Path) -> str:
     return (
         f"dicomcast throughput benchmark  python {platform.python_version()}  cores {len(os.sched_getaffinity(0))}  "
-        f"MaxConcurrentStudies {args.concurrency}  FHIR: sekmet (SQLite), {args.rtt:g} ms RTT  "
+        f"MaxConcurrentStudies {args.concurrency}  runs {args.repeat} (median shown)  FHIR: sekmet (SQLite), {args.rtt:g} ms RTT  "
         f"feed: Azure DICOM test server v2  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
         f"logs and raw results: {out_dir}"
         + (

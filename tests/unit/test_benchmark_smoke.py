@@ -10,13 +10,16 @@ import itertools
 from pathlib import Path
 
 import httpx
+import pytest
 
 from benchmarks.baseline import run_baseline
 from benchmarks.ceiling import run_ceiling, save_final
 from benchmarks.feed import Shape, instances_for, parse_shapes, serve_feed
+from benchmarks.measure import Result
 from benchmarks.procs import with_rtt
 from benchmarks.profile import summarize
 from benchmarks.report import Extra, ShapeReport, render
+from benchmarks.run import median_run, parse_args
 from benchmarks.stub_fhir import serve_stub
 from benchmarks.worker_run import WorkerJob, run_worker
 from tests.servers.azure_dicom_data import uids
@@ -91,3 +94,20 @@ def test_profile_summary_counts_functions(tmp_path: Path) -> None:
     text = summarize(stacks)
     assert "40 busy samples" in text
     assert "75.0   75.0  map_study (mapping/engine.py)" in text
+
+
+def test_repeated_runs_show_the_median_run_whole_and_list_every_run() -> None:
+    runs = [Result(f"dicomcast{s}", "2x3", 6, seconds, 3, 100 * n, 50.0) for n, (s, seconds) in
+            enumerate([("", 0.9), (".2", 0.4), (".3", 0.6)])]  # fmt: skip
+    median = median_run(runs)
+    assert (median.variant, median.seconds, median.fhir_bytes) == ("dicomcast", 0.6, 200)  # one run's columns
+
+    report = ShapeReport("2x3", "2x3", {"dicomcast": median}, runs={"dicomcast": [0.9, 0.4, 0.6]})
+    assert "dicomcast     0.90  0.40  0.60" in render([report], [], "header")
+    assert "runs (seconds" not in render([ShapeReport("2x3", "2x3", {"dicomcast": median})], [], "header")
+
+
+def test_repeat_is_an_odd_number_of_runs() -> None:
+    assert parse_args(["--repeat", "5"]).repeat == 5 and parse_args([]).repeat == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--repeat", "2"])
