@@ -23,11 +23,11 @@ from functools import partial
 from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError
-from dicomcast.fhir.client import EncodedEntries, WriteResult, encode_entries
+from dicomcast.fhir.client import EncodedEntries, WriteResult, encode_entries, put_entry
 from dicomcast.fhir.mapping.study import needs_dose_observations
 from dicomcast.fhir.mapping.types import SourceContext, StudyInput, StudyOutput
 from dicomcast.logs import get_logger
-from dicomcast.worker import hooks, lookups, metrics
+from dicomcast.worker import endpoints, hooks, lookups, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.study_write import (
     StudyResult,
@@ -191,8 +191,39 @@ class _Packer:
 
 
 def _write_after(before_write: Callable[[], None], ctx: SyncContext, bundle: list[Planned]) -> None:
+    try:
+        if _carrying_endpoints(ctx, bundle):
+            return
+    except (ConflictError, PermanentUpstreamError) as exc:  # nothing of it was written
+        before_write()  # the Endpoints alone, then the bundle in halves
+        _split(ctx, bundle, exc)
+        return
     before_write()  # outside `_write_bundle`: its failure is the batch's, never one study's
     _write_bundle(ctx, bundle)
+
+
+def _carrying_endpoints(ctx: SyncContext, bundle: list[Planned]) -> bool:
+    """Sends the bundle with the Endpoints its studies refer to at its head, when they are still to
+    be written (the batch's first transaction: endpoints.py); True when it landed, False when it
+    carries none. If it fails, nothing of it was written, and the Endpoints are to be written again."""
+    taken = endpoints.take_unwritten(ctx, {study.job.partition for study in bundle})
+    if not taken:
+        return False
+    head = encode_entries([put_entry(endpoint, if_match=None) for endpoint in taken.values()])
+    entries = head.count + sum(study.encoded.count for study in bundle)
+    size = sum(len(part.body) + 1 for part in [head, *(study.encoded for study in bundle)]) + BUNDLE_OVERHEAD
+    if entries > ctx.tuning.max_bundle_entries or size > ctx.tuning.max_bundle_bytes:
+        endpoints.carried(ctx, taken, landed=False)  # no room: written alone
+        return False
+    landed = False
+    try:
+        with telemetry.span("dicomcast.bundle", source=ctx.source.name, studies=len(bundle), endpoints=len(taken)):
+            outcomes = ctx.retry(lambda: ctx.fhir.transaction_of([head, *(study.encoded for study in bundle)]))
+        landed = True
+    finally:
+        endpoints.carried(ctx, taken, landed)
+    _landed(ctx, bundle, outcomes[len(taken) :])
+    return True
 
 
 def _write_bundle(ctx: SyncContext, bundle: list[Planned]) -> None:
@@ -202,13 +233,23 @@ def _write_bundle(ctx: SyncContext, bundle: list[Planned]) -> None:
             outcomes = ctx.retry(partial(_send, ctx, bundle))
         except (ConflictError, PermanentUpstreamError) as exc:
             note(split=True)
-            if len(bundle) == 1:
-                bundle[0].result = _alone(ctx, bundle[0].job, conflict=isinstance(exc, ConflictError))
-                return
-            half = len(bundle) // 2
-            _write_bundle(ctx, bundle[:half])
-            _write_bundle(ctx, bundle[half:])
+            _split(ctx, bundle, exc)
             return
+    _landed(ctx, bundle, outcomes)
+
+
+def _split(ctx: SyncContext, bundle: list[Planned], exc: ConflictError | PermanentUpstreamError) -> None:
+    """The bundle in halves, down to the study alone (the one-study path)."""
+    if len(bundle) == 1:
+        bundle[0].result = _alone(ctx, bundle[0].job, conflict=isinstance(exc, ConflictError))
+        return
+    half = len(bundle) // 2
+    _write_bundle(ctx, bundle[:half])
+    _write_bundle(ctx, bundle[half:])
+
+
+def _landed(ctx: SyncContext, bundle: list[Planned], outcomes: list[WriteResult]) -> None:
+    """The bundle's transaction was applied: each study's outcomes recorded."""
     metrics.BUNDLES.labels(ctx.source.name).inc()
     start = 0
     for study in bundle:

@@ -6,9 +6,12 @@ an id derived from the address, and is rewritten only when it differs from what 
 The first batch of a partition does not wait for all of it:
 * `prefetch` starts the check when a page first names the partition, beside the batch's next pages
   (a source that is down or idle gets no Endpoint: it names none);
-* the batch maps its studies as soon as the Endpoint's id is decided (`early_source_context`), while
-  its write may still be in flight;
-* nothing of the batch is sent to FHIR before that write has landed (`ensure_written`), so no
+* the batch maps its studies as soon as the Endpoint's id is decided (`early_source_context`);
+* the Endpoint, when it must be written, travels at the head of the batch's first transaction
+  (`take_unwritten`, bundles.py): one round trip fewer, and the transaction lands whole or not at
+  all, so the studies that refer to it never land without it;
+* nothing else of the batch is sent to FHIR before that write has landed (`ensure_written`: it
+  waits for the transaction carrying it, and writes it alone if that transaction failed), so no
   ImagingStudy ever refers to an Endpoint that does not exist.
 """
 
@@ -63,10 +66,10 @@ def ensure_written(ctx: SyncContext, contexts: Mapping[str | None, SourceContext
 
 
 def prefetch(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
-    """Find (or write) the Endpoints of a page's partitions beside the rest of its batch's read, the
-    first time each is seen. Errors are the batch's to report: this tries once, without retries (the
-    cache's lock would hold the batch while they ran), and the batch asks the cache again, with its
-    retries."""
+    """Check the Endpoints of a page's partitions beside the rest of its batch's read, the first time
+    each is seen (a write they need is left to the batch's first transaction). Errors are the batch's
+    to report: this tries once, without retries (the cache's lock would hold the batch while they
+    ran), and the batch asks the cache again, with its retries."""
     partitions = ctx.endpoints.first_seen({entry.partition for entry in entries})
     if not partitions:
         return
@@ -90,8 +93,24 @@ def prefetch(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> None:
 
 def ensure_endpoint(ctx: SyncContext, partition: str | None, *, once: bool = False) -> str:
     """The source's (partition's) Endpoint exists in FHIR: read once per process, written if missing.
-    `once`: each request tried once, without the retry policy."""
-    return ctx.endpoints.get(partition, partial(_write_endpoint, ctx, partition, _once if once else ctx.retry))
+    `once` (the check beside a batch's read): each request tried once, without the retry policy, and
+    a write it needs is left to the batch's first transaction."""
+    endpoint_id = ctx.endpoints.get(
+        partition, partial(_write_endpoint, ctx, partition, _once if once else ctx.retry, defer=once)
+    )
+    if not once:
+        ctx.endpoints.write_unwritten(partition, lambda endpoint: ctx.retry(lambda: ctx.fhir.put(endpoint)))
+    return endpoint_id
+
+
+def take_unwritten(ctx: SyncContext, partitions: set[str | None]) -> dict[str | None, Resource]:
+    """The Endpoints of `partitions` still to be written, for the transaction about to be sent to
+    carry ahead of its studies; tell `carried` how it went."""
+    return ctx.endpoints.take_unwritten(partitions)
+
+
+def carried(ctx: SyncContext, taken: Mapping[str | None, Resource], landed: bool) -> None:
+    ctx.endpoints.carried(taken, landed)
 
 
 def _context(ctx: SyncContext, partition: str | None, endpoint_id: str) -> SourceContext:
@@ -104,7 +123,9 @@ def _once(fn: Callable[[], T]) -> T:
     return fn()
 
 
-def _write_endpoint(ctx: SyncContext, partition: str | None, call: Callable[[Callable[[], Any]], Any]) -> str:
+def _write_endpoint(
+    ctx: SyncContext, partition: str | None, call: Callable[[Callable[[], Any]], Any], *, defer: bool
+) -> str:
     address = ctx.source.endpoint_address(partition)
     wanted = endpoint_resource(address, f"{legacy.ENDPOINT_NAME} {address}", ctx.options)
     names = (str(wanted["name"]), *legacy.dicom_cast_endpoint_names(address))
@@ -115,7 +136,9 @@ def _write_endpoint(ctx: SyncContext, partition: str | None, call: Callable[[Cal
             current = by_name.result()
             wanted["id"] = current["id"] if current is not None else wanted["id"]
     ctx.endpoints.decide(partition, str(wanted["id"]))
-    if current is None or _differs(current, wanted):
+    if (current is None or _differs(current, wanted)) and defer:
+        ctx.endpoints.unwritten(partition, wanted)
+    elif current is None or _differs(current, wanted):
         call(lambda: ctx.fhir.put(wanted))
     return str(wanted["id"])
 

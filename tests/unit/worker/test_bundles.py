@@ -40,7 +40,8 @@ def test_bundles_hold_at_most_max_bundle_entries() -> None:
 
     assert _worker(_four_patients(), fhir, max_bundle_entries=5, max_concurrent_studies=1).run_cycle().ok
 
-    assert [len(t["entry"]) for t in fhir.transactions] == [4, 4]  # a study's Patient and ImagingStudy: 2
+    # a study's Patient and ImagingStudy: 2; the first transaction carries the Endpoint too
+    assert [len(t["entry"]) for t in fhir.transactions] == [5, 4]
     assert _studies_per_transaction(fhir) == [[A, B], [C, D]]
 
 

@@ -233,26 +233,35 @@ def test_the_runner_schedules_catch_up_poll_interval_standby_and_backoff() -> No
     assert settings.poll_interval <= failed <= failed_again
 
 
-def test_a_batchs_endpoint_is_checked_beside_its_read_and_written_once() -> None:
+def test_a_batchs_endpoint_is_checked_beside_its_read_and_written_once_in_its_first_transaction() -> None:
     fhir = FakeFhir()
+    checked = threading.Event()
+    handle = fhir.handle
+    requests: list[str] = []
 
-    class WaitsForTheEndpoint(FakeSource):
+    def noted(request: Any) -> Any:
+        requests.append(f"{request.method} {request.url.path}")
+        if request.method == "GET" and request.url.path.startswith("/Endpoint/"):
+            checked.set()
+        return handle(request)
+
+    class WaitsForTheCheck(FakeSource):
         def read_page(self, cursor: str | None) -> Page:
-            pause = threading.Event()
-            for _ in range(int(WAIT * 20)):  # a later page returns once the Endpoint exists: written beside it
-                if cursor is None or any(key.startswith("Endpoint/") for key in fhir.resources):
-                    return super().read_page(cursor)
-                pause.wait(0.05)
-            raise AssertionError("the Endpoint was not written beside the batch's read")
+            if cursor is not None:  # a later page returns once the Endpoint was checked: beside it
+                assert checked.wait(WAIT), "the Endpoint was not checked beside the batch's read"
+            return super().read_page(cursor)
 
-    source = WaitsForTheEndpoint([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    fhir.handle = noted  # type: ignore[method-assign]
+    source = WaitsForTheCheck([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
     worker = _worker(source, fhir, max_batch_entries=2)  # one batch of two pages
 
     report = worker.run_cycle()
 
     assert report.ok and fhir.studies_written() == [A, B]
-    endpoints = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
-    assert len(endpoints) == 1 and endpoints[0]["meta"]["versionId"] == "1"  # written once
+    [endpoint] = [r for key, r in fhir.resources.items() if key.startswith("Endpoint/")]
+    assert endpoint["meta"]["versionId"] == "1"  # written once
+    assert not [r for r in requests if r.startswith("PUT /Endpoint/")]  # not alone:
+    assert fhir.transactions[0]["entry"][0]["request"] == {"method": "PUT", "url": f"Endpoint/{endpoint['id']}"}
 
 
 def test_an_endpoint_check_that_fails_beside_the_read_is_done_again_by_the_batch() -> None:
@@ -330,16 +339,16 @@ def _urls(bundle: dict[str, Any]) -> list[str]:
     return [str(e["request"]["url"]) for e in bundle["entry"]]
 
 
-def test_pages_are_read_on_while_the_endpoint_is_written() -> None:
-    """The Endpoint's write is held until the batch's third page is read: the read must not wait
-    for the write (the cache holds its lock while it writes; the prefetch bookkeeping must not)."""
+def test_pages_are_read_on_while_the_endpoint_is_checked() -> None:
+    """The Endpoint's check is held until the batch's third page is read: the read must not wait
+    for it (the cache holds its lock while it checks; the prefetch bookkeeping must not)."""
     fhir = FakeFhir()
     third_page_read = threading.Event()
     held: list[bool] = []
     handle = fhir.handle
 
-    def hold_the_endpoint_write(request: Any) -> Any:
-        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+    def hold_the_endpoint_check(request: Any) -> Any:
+        if request.method == "GET" and request.url.path.startswith("/Endpoint/"):
             held.append(third_page_read.wait(WAIT))
         return handle(request)
 
@@ -350,7 +359,7 @@ def test_pages_are_read_on_while_the_endpoint_is_written() -> None:
                 third_page_read.set()
             return page
 
-    fhir.handle = hold_the_endpoint_write  # type: ignore[method-assign]
+    fhir.handle = hold_the_endpoint_check  # type: ignore[method-assign]
     source = NotesItsReads([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2"), study_entries(C, [3])])
     worker = _worker(source, fhir, max_batch_entries=3)  # one batch of three pages
 
@@ -399,41 +408,59 @@ def test_a_batchs_first_page_is_looked_up_while_its_next_pages_are_read() -> Non
     assert _instances(b) == ["1.2.3.2.1.1", "1.2.3.2.1.2"]
 
 
-def test_a_batch_is_mapped_while_its_endpoint_is_written_and_sent_only_after() -> None:
-    """The Endpoint's PUT is held until the batch's study has been mapped: mapping must not wait for
-    it, and no transaction may reach FHIR before it lands (the study refers to the Endpoint)."""
+def test_the_endpoint_travels_at_the_head_of_the_first_transaction_never_after_a_study() -> None:
+    """One request fewer than a PUT before the batch, and the transaction lands whole or not at all:
+    the study that refers to the Endpoint never lands without it."""
     fhir = FakeFhir()
-    mapped = threading.Event()
     order: list[str] = []
-    held: list[bool] = []
     handle = fhir.handle
 
-    def hold_the_endpoint_write(request: Any) -> Any:
+    def noted(request: Any) -> Any:
         if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
-            held.append(mapped.wait(WAIT))
-            order.append("Endpoint written")
+            order.append("Endpoint alone")
+        elif request.method == "POST" and request.url.path.strip("/") == "":
+            kinds = [e["resource"]["resourceType"] for e in json.loads(request.content)["entry"]]
+            order.append(" ".join(kinds))
+        return handle(request)
+
+    fhir.handle = noted  # type: ignore[method-assign]
+    source = FakeSource([study_entries(A, [1]), study_entries(B, [2], patient_id="PAT-2")])
+    worker = _worker(source, fhir, max_batch_entries=1)  # a batch per page: the second carries nothing
+
+    report = worker.run_cycle()
+
+    assert report.ok and order == ["Endpoint Patient ImagingStudy", "Patient ImagingStudy"]
+    [endpoint] = [key for key in fhir.resources if key.startswith("Endpoint/")]
+    assert all(_study(fhir, uid)["endpoint"] == [{"reference": endpoint}] for uid in (A, B))
+
+
+def test_a_first_transaction_refused_for_one_study_writes_the_endpoint_alone_and_lands_the_others() -> None:
+    fhir = FakeFhir()
+    fhir.refuse_study.add(B)
+    order: list[str] = []
+    handle = fhir.handle
+
+    def noted(request: Any) -> Any:
+        if request.method == "PUT" and request.url.path.startswith("/Endpoint/"):
+            order.append("Endpoint alone")
         elif request.method == "POST" and request.url.path.strip("/") == "":
             order.append("transaction")
         return handle(request)
 
-    fhir.handle = hold_the_endpoint_write  # type: ignore[method-assign]
-    map_output = bundles.map_output
+    fhir.handle = noted  # type: ignore[method-assign]
+    pages = [[e for n, uid in enumerate((A, B, C)) for e in study_entries(uid, [n + 1], patient_id=f"PAT-{n}")]]
+    worker = _worker(FakeSource(pages), fhir)
 
-    def noted_map(*args: Any) -> Any:
-        output = map_output(*args)
-        mapped.set()
-        return output
+    report = worker.run_cycle()
 
-    source = FakeSource([study_entries(A, [1]), study_entries(A, [2])])
-    worker = _worker(source, fhir, max_batch_entries=2)  # one batch of two pages
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bundles, "map_output", noted_map)
-        report = worker.run_cycle()
+    assert report.ok and report.failures == 1 and sorted(fhir.studies_written()) == [A, C]
+    assert order[:2] == ["transaction", "Endpoint alone"]  # refused whole, then the Endpoint before any half
+    assert order.count("Endpoint alone") == 1
+    assert len([key for key in fhir.resources if key.startswith("Endpoint/")]) == 1
 
-    assert report.ok and held == [True] and order == ["Endpoint written", "transaction"]
-    study = next(r for r in fhir.resources.values() if _study_uid(r) == A)
-    [endpoint] = [key for key in fhir.resources if key.startswith("Endpoint/")]
-    assert study["endpoint"] == [{"reference": endpoint}]
+
+def _study(fhir: FakeFhir, uid: str) -> dict[str, Any]:
+    return next(r for r in fhir.resources.values() if _study_uid(r) == uid)
 
 
 def test_an_endpoint_that_cannot_be_written_keeps_the_whole_batch_out_of_fhir() -> None:
@@ -462,6 +489,28 @@ def test_an_endpoint_that_cannot_be_written_keeps_the_whole_batch_out_of_fhir() 
     assert 1 <= len(puts) <= 2
     assert worker.ctx.store.read_checkpoint("fake:feed") is None
     assert worker.ctx.store.failures() == []  # nothing recorded as the studies' failure
+
+
+def test_an_endpoint_refused_in_the_first_transaction_and_alone_keeps_the_batch_out_of_fhir() -> None:
+    fhir = FakeFhir()
+    handle = fhir.handle
+    refused: list[str] = []
+
+    def refuse_the_endpoint(request: Any) -> Any:
+        carried = request.method == "POST" and b'"resourceType":"Endpoint"' in request.content
+        if carried or (request.method == "PUT" and request.url.path.startswith("/Endpoint/")):
+            refused.append("transaction" if carried else "alone")
+            return httpx.Response(422, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+        return handle(request)
+
+    fhir.handle = refuse_the_endpoint  # type: ignore[method-assign]
+    worker = _worker(FakeSource([study_entries(A, [1])]), fhir)
+
+    report = worker.run_cycle()
+
+    assert not report.ok and fhir.transactions == [] and refused[:2] == ["transaction", "alone"]
+    assert worker.ctx.store.read_checkpoint("fake:feed") is None
+    assert worker.ctx.store.failures() == []  # the Endpoint's failure is the batch's, not the study's
 
 
 def test_a_batch_that_writes_nothing_still_waits_for_its_endpoint() -> None:
