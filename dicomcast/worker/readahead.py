@@ -107,6 +107,10 @@ class BatchReader(Generic[P]):
         feed ended there, nothing is read ahead, or the read failed."""
         return _page(self._next) if self._next is not None else None
 
+    def following_read(self) -> bool:
+        """Whether `following` would answer at once (its read ended, or nothing is read ahead)."""
+        return self._next is None or self._next.page.done()
+
     def following_after(self) -> Page | None:
         """The batch after `following`, once read (it waits); None as for `following`."""
         if self._next is None:

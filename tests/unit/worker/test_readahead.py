@@ -147,3 +147,15 @@ def test_a_following_batch_that_cannot_be_read_is_none_and_is_read_again_directl
     first = reader.read(None)
     assert reader.following() is None
     assert reader.read(first.next_cursor).caught_up and calls.count("5") == 2
+
+
+def test_following_read_says_whether_the_next_batch_would_answer_at_once() -> None:
+    gate = threading.Event()
+    reader = BatchReader(_feed(10, 5, [], gate), max_entries=5)
+    assert reader.following_read()  # nothing read ahead yet: `following` answers None at once
+
+    reader.read(None)
+    assert not reader.following_read()  # the read of "5" waits at the gate
+    gate.set()
+    following = reader.following()
+    assert following is not None and reader.following_read()

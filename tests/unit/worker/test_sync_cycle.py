@@ -622,6 +622,38 @@ def test_a_study_going_on_in_every_batch_is_written_in_parts_so_the_checkpoint_m
     assert sorted(fhir.studies_written()) == sorted([A] * 4 + others)
 
 
+def test_a_cycles_first_batch_is_written_without_waiting_for_the_next_ones_read() -> None:
+    """Batch 2 is read only once batch 1's transaction has arrived. Batch 1 holds back the studies of
+    its last page (A, which goes on, and B, which does not: a wrong guess costs B one batch's wait)."""
+    fhir = FakeFhir()
+    first_sent = threading.Event()
+    fhir.on_transaction.append(lambda bundle: first_sent.set())
+
+    class SlowSecondBatch(FakeSource):
+        def read_page(self, cursor: str | None) -> Page:
+            if cursor == "2":
+                assert first_sent.wait(WAIT), "batch 1 waited for batch 2's read"
+            return super().read_page(cursor)
+
+    e, d = "1.2.3.5", "1.2.3.4"
+    source = SlowSecondBatch(
+        [
+            study_entries(e, [1], patient_id="PAT-E"),
+            study_entries(A, [2]) + study_entries(B, [3], patient_id="PAT-B"),
+            study_entries(A, [4]) + study_entries(C, [5], patient_id="PAT-C"),
+            study_entries(d, [6], patient_id="PAT-D"),
+        ]
+    )
+    worker = _worker(source, fhir, max_batch_entries=3)  # batches: pages 1-2, pages 3-4
+
+    report = worker.run_cycle()
+
+    assert report.ok and report.caught_up
+    assert [study_uid_in(x) for x in fhir.transactions[0]["entry"] if study_uid_in(x)] == [e]
+    assert sorted(fhir.studies_written()) == sorted([e, A, B, C, d])  # each once
+    assert _instance_count(fhir, A) == 2
+
+
 def _mapping_noted(monkeypatch: pytest.MonkeyPatch, on_map: Callable[[str], None]) -> None:
     mapping = bundles._map
 
