@@ -172,16 +172,12 @@ class SourceWorker:
         return Limits(HELD_PER_BATCH * self.ctx.tuning.max_batch_entries, HELD_BATCHES_BEHIND)
 
     def _cut(self, reader: BatchReader[EarlyLookups], page: Page, cursor: str | None, held: Held) -> Cut:
-        """The batch cut without waiting for the next one's read (a cycle's first batch: later ones
-        are cut while the one before is written, premap.py): if it is not read yet, the studies of
-        this batch's last page are taken to go on in it. A wrong guess costs a study a wait of one
-        batch, or a second write; what is written and checkpointed stays right either way."""
-        if reader.following_read():
-            following = reader.following()
-            continuing = following.entries if following is not None else None
-        else:
-            continuing = study_cut.last_page(page)
-        return study_cut.cut(page, cursor, held, continuing, self._held_limits)
+        """The batch cut without waiting for all of the next one's read (a cycle's first batch:
+        later ones are cut while the one before is written, premap.py): if it is not read yet, from
+        its first page. A study the next batch continues only after that page is written twice (in
+        part, then whole); what is written and checkpointed is right either way."""
+        following = reader.following() if reader.following_read() else reader.following_start()
+        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limits)
 
     def _prepare(
         self,

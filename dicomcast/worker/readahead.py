@@ -5,7 +5,8 @@
   per batch, and more studies of a batch are written in parallel. Memory stays bounded by the batch.
 * Read-ahead: while the worker writes a batch, the next one has been read and the one after it is
   being read, each in a daemon thread (a read in flight never holds up a stop). The worker looks at
-  the next batch (`following`) to hold back the studies it continues (study_cut.py). A read for
+  the next batch (`following`, or only its first page: `following_start`) to hold back the studies
+  it continues (study_cut.py). A read for
   another cursor, or after a failed read-ahead, is made directly, so errors surface where the loop
   handles them.
 * Prepared: `prepare` runs on the next batch once the current one is handed over, so it starts after
@@ -30,16 +31,25 @@ ReadPage = Callable[[str | None], Page]
 P = TypeVar("P")
 
 
-def read_batch(read_page: ReadPage, cursor: str | None, max_entries: int) -> Page:
-    """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends."""
-    return _read_batch(read_page, cursor, max_entries, None)[0]
+def read_batch(
+    read_page: ReadPage, cursor: str | None, max_entries: int, seen: Callable[[Page], None] | None = None
+) -> Page:
+    """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends.
+    `seen` is called with the first page as soon as it is read."""
+    return _read_batch(read_page, cursor, max_entries, None, seen)[0]
 
 
 def _read_batch(
-    read_page: ReadPage, cursor: str | None, max_entries: int, first: Callable[[Page], P | None] | None
+    read_page: ReadPage,
+    cursor: str | None,
+    max_entries: int,
+    first: Callable[[Page], P | None] | None,
+    seen: Callable[[Page], None] | None = None,
 ) -> tuple[Page, P | None]:
     """`read_batch`; `first` is called with the first page when more pages follow in the batch."""
     page = read_page(cursor)
+    if seen is not None:
+        seen(page)
     entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
     boundaries = [(len(entries), page.next_cursor)]
     prepared = None
@@ -61,6 +71,7 @@ class _Read:
 
     cursor: str
     page: Future[Page]
+    first_page: Future[Page]
     after: _Read | None = None
     after_known: threading.Event = field(default_factory=threading.Event)  # `after` is set (or stays None)
 
@@ -111,6 +122,16 @@ class BatchReader(Generic[P]):
         """Whether `following` would answer at once (its read ended, or nothing is read ahead)."""
         return self._next is None or self._next.page.done()
 
+    def following_start(self) -> Page | None:
+        """The first page of `following`, once read (it waits for that page only); None as for
+        `following`."""
+        if self._next is None:
+            return None
+        try:
+            return self._next.first_page.result()
+        except Exception:
+            return None
+
     def following_after(self) -> Page | None:
         """The batch after `following`, once read (it waits); None as for `following`."""
         if self._next is None:
@@ -151,14 +172,17 @@ class BatchReader(Generic[P]):
 
     def _start(self, cursor: str) -> _Read | None:
         future: Future[Page] = Future()
+        first_page: Future[Page] = Future()
 
         def run() -> None:
             try:
-                future.set_result(read_batch(self._read_page, cursor, self._max_entries))
+                future.set_result(read_batch(self._read_page, cursor, self._max_entries, first_page.set_result))
             except BaseException as exc:  # handed to `read`, which reads again directly
                 future.set_exception(exc)
+                if not first_page.done():
+                    first_page.set_exception(exc)
 
-        return _Read(cursor, future) if _thread(run) else None
+        return _Read(cursor, future, first_page) if _thread(run) else None
 
 
 def _page(read: _Read) -> Page | None:

@@ -52,8 +52,7 @@ class Cut:
 
 def cut(batch: Page, start: str | None, held: Held, following: Sequence[ChangeEntry] | None, limits: Limits) -> Cut:
     """Batch `batch`, read from `start`, after the entries `held` from the batch before; `following`:
-    the next batch's entries, or those most likely in it (None: the feed ends here, or nothing is
-    known of what follows)."""
+    the next batch's entries, or its first ones (None: not known, or the feed ends here)."""
     entries = [*held.entries, *batch.entries]
     if batch.caught_up or following is None:
         return Cut(entries, batch.next_cursor, Held())
@@ -68,13 +67,6 @@ def cut(batch: Page, start: str | None, held: Held, following: Sequence[ChangeEn
     now = [e for e in entries if (e.partition, e.study_uid) not in keep]
     later = [e for e in entries if (e.partition, e.study_uid) in keep]
     return Cut(now, checkpoint, Held(later, checkpoint, behind))
-
-
-def last_page(batch: Page) -> list[ChangeEntry]:
-    """The entries of the batch's last page: where the next batch is not read yet, its studies are
-    the ones most likely to go on in it."""
-    ends = [n for n, _ in batch.boundaries[:-1]]
-    return list(batch.entries[ends[-1] if ends else 0 :])
 
 
 def _boundaries(batch: Page, start: str | None, held: Held, batches: int) -> list[tuple[int, str]]:

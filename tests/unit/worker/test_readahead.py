@@ -159,3 +159,23 @@ def test_following_read_says_whether_the_next_batch_would_answer_at_once() -> No
     gate.set()
     following = reader.following()
     assert following is not None and reader.following_read()
+
+
+def test_the_next_batchs_first_page_is_there_before_the_rest_of_it() -> None:
+    gate = threading.Event()
+    reads: list[str | None] = []
+
+    def read_page(cursor: str | None) -> Page:
+        if cursor == "15":
+            gate.wait(60)  # the next batch's second page
+        return _feed(20, 5, reads)(cursor)
+
+    reader = BatchReader(read_page, max_entries=10)
+    reader.read(None)
+
+    start = reader.following_start()
+    assert start is not None and [e.sequence for e in start.entries] == [11, 12, 13, 14, 15]
+    assert not reader.following_read()
+    gate.set()
+    following = reader.following()
+    assert following is not None and [e.sequence for e in following.entries] == list(range(11, 21))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
-from dicomcast.worker.study_cut import Held, Limits, cut, last_page
+from dicomcast.worker.study_cut import Held, Limits, cut
 
 ENOUGH = Limits(entries=100, batches=100)
 
@@ -68,12 +68,6 @@ def test_held_studies_are_the_latest_starting_ones_up_to_the_limit() -> None:
 
     assert _studies(list(result.held.entries)) == "CD"  # B would pass the limit: written now
     assert result.checkpoint == "2"
-
-
-def test_the_last_page_of_a_batch_is_the_guess_where_the_next_batch_is_not_read_yet() -> None:
-    assert _studies(last_page(_batch("AABCD", page_size=2))) == "D"
-    assert _studies(last_page(_batch("AABC", page_size=2))) == "BC"
-    assert _studies(last_page(Page([_entry(1, "A")], "1", False))) == "A"  # one page, no boundaries recorded
 
 
 def test_a_study_starting_in_the_feeds_first_page_is_not_held_there_is_no_checkpoint_before_it() -> None:

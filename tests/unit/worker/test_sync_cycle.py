@@ -622,17 +622,17 @@ def test_a_study_going_on_in_every_batch_is_written_in_parts_so_the_checkpoint_m
     assert sorted(fhir.studies_written()) == sorted([A] * 4 + others)
 
 
-def test_a_cycles_first_batch_is_written_without_waiting_for_the_next_ones_read() -> None:
-    """Batch 2 is read only once batch 1's transaction has arrived. Batch 1 holds back the studies of
-    its last page (A, which goes on, and B, which does not: a wrong guess costs B one batch's wait)."""
+def test_a_cycles_first_batch_is_cut_from_the_next_batchs_first_page_without_waiting_for_the_rest() -> None:
+    """Batch 2's second page is read only once batch 1's transaction has arrived. Its first page
+    shows that A goes on: A is held back and written once; B and E go at once."""
     fhir = FakeFhir()
     first_sent = threading.Event()
     fhir.on_transaction.append(lambda bundle: first_sent.set())
 
     class SlowSecondBatch(FakeSource):
         def read_page(self, cursor: str | None) -> Page:
-            if cursor == "2":
-                assert first_sent.wait(WAIT), "batch 1 waited for batch 2's read"
+            if cursor == "3":
+                assert first_sent.wait(WAIT), "batch 1 waited for all of batch 2's read"
             return super().read_page(cursor)
 
     e, d = "1.2.3.5", "1.2.3.4"
@@ -649,7 +649,7 @@ def test_a_cycles_first_batch_is_written_without_waiting_for_the_next_ones_read(
     report = worker.run_cycle()
 
     assert report.ok and report.caught_up
-    assert [study_uid_in(x) for x in fhir.transactions[0]["entry"] if study_uid_in(x)] == [e]
+    assert [study_uid_in(x) for x in fhir.transactions[0]["entry"] if study_uid_in(x)] == [e, B]
     assert sorted(fhir.studies_written()) == sorted([e, A, B, C, d])  # each once
     assert _instance_count(fhir, A) == 2
 
