@@ -3,15 +3,19 @@
 The instances of a study carry the same patient and study attributes, and those of a series the
 same series attributes; reading them again for every instance was most of a large study's mapping
 CPU. A part of `instance.extract` runs on a dataset that notes every element it reads. The next
-instance reuses the part's result when each of those elements is the same there, compared as
-marshal bytes, so that 1, 1.0 and true stay different as they are to the readers. The part's
-warnings are given again under the new entry's sequence; a part that fails is not kept. A part is
-recorded the second time it is read, so that a study of one instance pays nothing for this.
+instance reuses the part's result when each of those elements is the same there: equal to Python,
+and, where the recorded elements hold numbers, equal as marshal bytes too, so that 1, 1.0 and true
+stay different as they are to the readers (Python's == tells strings, None, lists and objects
+apart exactly, but not numbers; the readers never depend on the order of an object's keys, which
+== ignores). The part's warnings are given again under the new entry's sequence; a part that fails
+is not kept. A part is recorded the second time it is read, so that a study of one instance pays
+nothing for this.
 """
 
 from __future__ import annotations
 
 import marshal
+import operator
 import typing
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -77,12 +81,49 @@ class _Recording(dict[str, Any]):
         return super().items()
 
 
+def _has_number(value: Any) -> bool:
+    """Whether a JSON value holds a number (or true/false) anywhere: where == is not exact."""
+    if isinstance(value, int | float):  # bool is an int
+        return True
+    if isinstance(value, dict):
+        return any(_has_number(k) or _has_number(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_number(item) for item in value)
+    return False
+
+
 @dataclass(frozen=True)
 class _Kept:
     tags: tuple[str, ...]  # the elements read
-    read: bytes  # their values (or absence), in that order, as marshal bytes
+    absent: tuple[Any, ...]  # _ABSENT once per tag: `data.get`'s defaults, for map()
+    values: tuple[Any, ...]  # their values (or absence), in that order: a copy (marshal's), not the dataset's
+    numeric: Callable[[tuple[Any, ...]], Any] | None  # picks the values that hold numbers, if any
+    numbers: bytes  # those values as marshal bytes
     result: Any
     warnings: tuple[tuple[str | None, str, str], ...]
+
+    def matches(self, data: DicomJson) -> bool:
+        """Each element read is the same in `data` (map and == run in C: this runs per instance)."""
+        current = tuple(map(data.get, self.tags, self.absent))
+        if current != self.values:
+            return False
+        return self.numeric is None or _bytes(self.numeric(current)) == self.numbers
+
+
+def _kept(tags: tuple[str, ...], read: bytes, result: Any, warnings: list[MappingWarning]) -> _Kept:
+    # A copy of what was read, from the bytes made just now (never bytes from outside).
+    values = typing.cast("tuple[Any, ...]", marshal.loads(read))  # noqa: S302
+    places = tuple(i for i, value in enumerate(values) if _has_number(value))
+    numeric = operator.itemgetter(*places) if places else None
+    return _Kept(
+        tags=tags,
+        absent=(_ABSENT,) * len(tags),
+        values=values,
+        numeric=numeric,
+        numbers=(_bytes(numeric(values)) or b"") if numeric else b"",
+        result=result,
+        warnings=tuple((w.tag, w.message, w.kind) for w in warnings),
+    )
 
 
 class StudyReads:
@@ -97,15 +138,14 @@ class StudyReads:
             self._kept[key] = None
             return read(data, issues)
         kept = self._kept[key]
-        if kept is not None and _bytes([data.get(tag, _ABSENT) for tag in kept.tags]) == kept.read:
+        if kept is not None and kept.matches(data):
             issues.warnings += [MappingWarning(issues.sequence, tag, text, kind) for tag, text, kind in kept.warnings]
             return typing.cast("T", kept.result)
         recording = _Recording(data)
         own = Issues(issues.sequence, issues.enforce)
         result = read(recording, own)
         issues.warnings += own.warnings
-        read_bytes = _bytes(list(recording.read.values()))
+        read_bytes = _bytes(tuple(recording.read.values()))
         if read_bytes is not None and not recording.unusable:
-            warnings = tuple((w.tag, w.message, w.kind) for w in own.warnings)
-            self._kept[key] = _Kept(tuple(recording.read), read_bytes, result, warnings)
+            self._kept[key] = _kept(tuple(recording.read), read_bytes, result, own.warnings)
         return result
