@@ -92,32 +92,53 @@ def _has_number(value: Any) -> bool:
     return False
 
 
+Getter = Callable[[DicomJson], tuple[Any, ...]]
+
+
+def _getter(tags: tuple[str, ...]) -> Getter:
+    """The values of `tags` in a dataset, as a tuple (itemgetter, in C); KeyError when one is missing."""
+    if len(tags) >= 2:
+        return operator.itemgetter(*tags)
+    return lambda data: tuple(data[tag] for tag in tags)
+
+
 @dataclass(frozen=True)
 class _Kept:
-    tags: tuple[str, ...]  # the elements read
-    absent: tuple[Any, ...]  # _ABSENT once per tag: `data.get`'s defaults, for map()
-    values: tuple[Any, ...]  # their values (or absence), in that order: a copy (marshal's), not the dataset's
+    present: Getter  # the elements read that were there
+    absent: frozenset[str]  # the elements read that were not
+    values: tuple[Any, ...]  # the present ones' values, in order: a copy (marshal's), not the dataset's
     numeric: Callable[[tuple[Any, ...]], Any] | None  # picks the values that hold numbers, if any
     numbers: bytes  # those values as marshal bytes
     result: Any
     warnings: tuple[tuple[str | None, str, str], ...]
 
     def matches(self, data: DicomJson) -> bool:
-        """Each element read is the same in `data` (map and == run in C: this runs per instance)."""
-        current = tuple(map(data.get, self.tags, self.absent))
+        """Each element read is the same in `data` (in C but for these lines: this runs per instance)."""
+        if not data.keys().isdisjoint(self.absent):
+            return False
+        try:
+            current = self.present(data)
+        except KeyError:
+            return False
         if current != self.values:
             return False
         return self.numeric is None or _bytes(self.numeric(current)) == self.numbers
 
 
-def _kept(tags: tuple[str, ...], read: bytes, result: Any, warnings: list[MappingWarning]) -> _Kept:
+def _kept(read: dict[str, Any], result: Any, warnings: list[MappingWarning]) -> _Kept | None:
+    """What to keep of a part's read (`read`: each element read, _ABSENT where missing); None when
+    its values are not plain JSON data."""
+    present = tuple(tag for tag, value in read.items() if value is not _ABSENT)
+    read_bytes = _bytes(tuple(read[tag] for tag in present))
+    if read_bytes is None:
+        return None
     # A copy of what was read, from the bytes made just now (never bytes from outside).
-    values = typing.cast("tuple[Any, ...]", marshal.loads(read))  # noqa: S302
+    values = typing.cast("tuple[Any, ...]", marshal.loads(read_bytes))  # noqa: S302
     places = tuple(i for i, value in enumerate(values) if _has_number(value))
     numeric = operator.itemgetter(*places) if places else None
     return _Kept(
-        tags=tags,
-        absent=(_ABSENT,) * len(tags),
+        present=_getter(present),
+        absent=frozenset(read) - frozenset(present),
         values=values,
         numeric=numeric,
         numbers=(_bytes(numeric(values)) or b"") if numeric else b"",
@@ -145,7 +166,6 @@ class StudyReads:
         own = Issues(issues.sequence, issues.enforce)
         result = read(recording, own)
         issues.warnings += own.warnings
-        read_bytes = _bytes(tuple(recording.read.values()))
-        if read_bytes is not None and not recording.unusable:
-            self._kept[key] = _kept(tuple(recording.read), read_bytes, result, own.warnings)
+        if not recording.unusable:
+            self._kept[key] = _kept(recording.read, result, own.warnings)
         return result
