@@ -92,23 +92,21 @@ def _has_number(value: Any) -> bool:
     return False
 
 
-Getter = Callable[[DicomJson], tuple[Any, ...]]
+Getter = Callable[[DicomJson], Any]
 
 
 def _getter(tags: tuple[str, ...]) -> Getter:
-    """The values of `tags` in a dataset, as a tuple (itemgetter, in C); KeyError when one is missing."""
-    if len(tags) >= 2:
-        return operator.itemgetter(*tags)
-    return lambda data: tuple(data[tag] for tag in tags)
+    """The values of `tags` in a dataset (itemgetter, in C: one tag's value alone, else a tuple);
+    KeyError when one is missing."""
+    return operator.itemgetter(*tags) if tags else lambda _: ()
 
 
 @dataclass(frozen=True)
 class _Kept:
     present: Getter  # the elements read that were there
     absent: frozenset[str]  # the elements read that were not
-    values: tuple[Any, ...]  # the present ones' values, in order: a copy (marshal's), not the dataset's
-    numeric: Callable[[tuple[Any, ...]], Any] | None  # picks the values that hold numbers, if any
-    numbers: bytes  # those values as marshal bytes
+    values: Any  # what `present` gave: a copy (marshal's), not the dataset's
+    numbers: bytes | None  # the same as marshal bytes, where they hold numbers (else None)
     result: Any
     warnings: tuple[tuple[str | None, str, str], ...]
 
@@ -120,28 +118,24 @@ class _Kept:
             current = self.present(data)
         except KeyError:
             return False
-        if current != self.values:
-            return False
-        return self.numeric is None or _bytes(self.numeric(current)) == self.numbers
+        return current == self.values and (self.numbers is None or _bytes(current) == self.numbers)
 
 
 def _kept(read: dict[str, Any], result: Any, warnings: list[MappingWarning]) -> _Kept | None:
     """What to keep of a part's read (`read`: each element read, _ABSENT where missing); None when
     its values are not plain JSON data."""
     present = tuple(tag for tag, value in read.items() if value is not _ABSENT)
-    read_bytes = _bytes(tuple(read[tag] for tag in present))
+    getter = _getter(present)
+    read_bytes = _bytes(getter(read))
     if read_bytes is None:
         return None
     # A copy of what was read, from the bytes made just now (never bytes from outside).
-    values = typing.cast("tuple[Any, ...]", marshal.loads(read_bytes))  # noqa: S302
-    places = tuple(i for i, value in enumerate(values) if _has_number(value))
-    numeric = operator.itemgetter(*places) if places else None
+    values = marshal.loads(read_bytes)  # noqa: S302
     return _Kept(
-        present=_getter(present),
+        present=getter,
         absent=frozenset(read) - frozenset(present),
         values=values,
-        numeric=numeric,
-        numbers=(_bytes(numeric(values)) or b"") if numeric else b"",
+        numbers=read_bytes if _has_number(values) else None,
         result=result,
         warnings=tuple((w.tag, w.message, w.kind) for w in warnings),
     )
