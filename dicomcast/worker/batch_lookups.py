@@ -133,6 +133,7 @@ def study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list
     def keys_of(data: DicomJson, _: Issues) -> list[PatientKey]:
         return patient_keys(data, ctx.options)
 
+    added: list[PatientKey] | None = None
     for entry in entries:
         if entry.metadata is None:
             continue
@@ -140,7 +141,9 @@ def study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list
             keys = reads.part("patient keys", entry.metadata, Issues(entry.sequence, enforce=False), keys_of)
         except Exception:  # unreadable patient data: the mapping fails this entry alone, with its reason
             keys = []
-        found.update(dict.fromkeys(keys))
+        if keys is not added:  # a reused read hands back the very list added last
+            found.update(dict.fromkeys(keys))
+            added = keys
     return list(found)
 
 

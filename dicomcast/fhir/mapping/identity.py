@@ -65,7 +65,8 @@ class PatientBook:
         Raises PatientIdentityConflictError (see the module's rule 4)."""
         correct = entry.action is ChangeAction.UPDATE
         cached = self.last.get(facts.key)
-        if cached and cached[0] == facts and cached[1] == correct:
+        # `is` first: a read reused across the study's instances (reads.py) hands back the same facts
+        if cached and (cached[0] is facts or cached[0] == facts) and cached[1] == correct:
             return cached[2]  # instances of a study repeat the same patient
         keys = self._resolve(facts)
         existing = self.find(keys[0])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
+from dicomcast.dicom import azure
 from dicomcast.dicom.azure_entries import (
     EntryFormatError,
     FeedKey,
@@ -105,3 +107,41 @@ def test_format_ticks_round_trips() -> None:
 
 def test_feed_keys_order_by_timestamp_then_sequence() -> None:
     assert FeedKey(10, 99) < FeedKey(11, 1) < FeedKey(11, 2)
+
+
+def test_rows_of_one_second_share_its_date_arithmetic_and_keep_their_own_fraction() -> None:
+    second = [parse_ticks(f"2026-01-02T03:04:05.{n:07d}+01:00") for n in (1, 2, 9_999_999)]
+    assert [t - second[0] for t in second] == [0, 1, 9_999_998]
+    assert second[0] == parse_ticks("2026-01-02T02:04:05.0000001Z")
+    for bad in ("2026-02-30T03:04:05.1Z", "2026-02-30T03:04:05.2Z"):  # refused each time, not remembered
+        with pytest.raises(EntryFormatError, match="calendar"):
+            parse_ticks(bad)
+
+
+class _Element(dict[str, object]):
+    """An element object of another dict type than json's: checked the long way, and accepted."""
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"00100020": {"vr": "LO"}, "00100010": None}, None),
+        ({"00100020": _Element(vr="LO")}, None),
+        ({"00100020": {"vr": "LO"}, "00100010": ["x"]}, "metadata element 00100010 is not a JSON object"),
+        ({"00100020": "x"}, "metadata element 00100020 is not a JSON object"),
+    ],
+)
+def test_metadata_elements_must_be_objects_or_null(metadata: dict[str, object], problem: str | None) -> None:
+    raw = {**CAMEL, "metadata": metadata}
+    if problem is None:
+        assert parse_entry(raw).entry.metadata == metadata
+    else:
+        with pytest.raises(EntryFormatError, match=problem):
+            parse_entry(raw)
+
+
+def test_an_entry_readdressed_is_the_same_entry_but_for_what_changed() -> None:
+    entry = parse_entry(CAMEL).entry
+    for changes in ({"partition": None}, {"partition": "p1"}, {"metadata": None, "sequence": 9}):
+        assert azure._replace(entry, **changes) == dataclasses.replace(entry, **changes)
+    assert all(f.init for f in dataclasses.fields(entry))  # what _replace relies on

@@ -138,3 +138,41 @@ def test_clean_text_fast_path_agrees_with_the_rule(raw: str) -> None:
     except InvalidValueError:
         got = InvalidValueError
     assert got == expected
+
+
+def _text_slowly(dataset: dict[str, Any], tag: str, max_length: int) -> str | None:
+    """`text` without its fast path: `values`, then `clean_text` of each value until one is not empty."""
+    for raw in dj.values(dataset, tag) or ():
+        cleaned = dj.clean_text(tag, raw, max_length)
+        if cleaned is not None:
+            return cleaned
+    return None
+
+
+_JSON_VALUES = st.one_of(
+    st.text(alphabet=st.sampled_from(" \x00\t\xa0\u2003\x7faZ9.^"), max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.text(max_size=2), max_size=2),
+)
+
+
+@given(
+    element=st.one_of(
+        st.fixed_dictionaries({"vr": st.just("LO")}, optional={"Value": st.lists(_JSON_VALUES, max_size=3)}),
+        st.fixed_dictionaries({"vr": st.just("LO"), "Value": _JSON_VALUES}),
+        st.fixed_dictionaries({"vr": st.just("OB"), "InlineBinary": st.just("AA==")}),
+        _JSON_VALUES,
+    ),
+    max_length=st.sampled_from([4, 64, dj.MAX_TEXT]),
+)
+def test_text_fast_path_agrees_with_values_and_clean_text(element: Any, max_length: int) -> None:
+    outcomes: list[Any] = []
+    for read in (dj.text, _text_slowly):
+        try:
+            outcomes.append(read({T: element}, T, max_length))
+        except InvalidValueError as error:
+            outcomes.append((InvalidValueError, error.reason))
+    assert outcomes[0] == outcomes[1]

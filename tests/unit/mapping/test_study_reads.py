@@ -54,6 +54,11 @@ def _variants() -> Iterator[tuple[str, list[DicomJson]]]:
     study = multi_series_study()
     study[1]["00091001"] = el("LO", "private")  # an element no reader reads
     yield "unread element", study
+    study = multi_series_study()
+    for data in study[1:]:  # the same elements, their keys in another order (== does not see it)
+        for tag in ("00100010", "00200011", "00080050"):
+            data[tag] = dict(reversed(data[tag].items()))
+    yield "keys reordered", study
 
 
 def _mapped(instances: list[DicomJson], options: MappingOptions) -> Any:

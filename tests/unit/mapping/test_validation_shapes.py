@@ -217,6 +217,58 @@ def test_a_large_study_of_a_known_layout_is_checked_value_by_value(model_calls: 
     assert model_calls["n"] == 2
 
 
+def _study(instances: int) -> dict[str, Any]:
+    return {
+        "resourceType": "ImagingStudy",
+        "id": "s2",
+        "status": "available",
+        "subject": {"reference": "Patient/p1"},
+        "series": [
+            {
+                "uid": f"1.3.{series}",
+                "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"},
+                "instance": [
+                    {"uid": f"1.3.{series}.{n}", "sopClass": {"code": "urn:oid:1.2.3"}, "number": n}
+                    for n in range(1, instances + 1)
+                ]
+                + [{"uid": f"1.3.{series}.0", "sopClass": {"code": "urn:oid:1.2.3"}}],  # a second item shape
+            }
+            for series in (1, 2)
+        ],
+    }
+
+
+def test_a_first_large_study_is_validated_by_the_model_as_a_sample_of_its_shape(
+    model_calls: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+    by_model = validate._model_validated
+    monkeypatch.setattr(validate, "_model_validated", lambda r, v: seen.append(r) or by_model(r, v))
+    study = _study(1000)
+    assert validate.validated(study, FhirVersion.R4) is study
+    assert model_calls["n"] == 1
+    (sampled,) = seen
+    assert _folded(sampled) == _folded(study)  # the study's shape: one item of each item shape a list
+    assert [len(s["instance"]) for s in sampled["series"]] == [2]  # the two series are alike too
+    assert sampled["series"][0]["instance"] == study["series"][0]["instance"][:1] + study["series"][0]["instance"][-1:]
+    validate.validated(_study(3), FhirVersion.R4)
+    assert model_calls["n"] == 1  # remembered
+
+
+def test_a_sample_the_model_refuses_is_validated_whole_and_named_where_it_is(model_calls: Counter[str]) -> None:
+    study = _study(1000)
+    del study["series"][0]["instance"][998]["uid"]  # required: a shape the model refuses
+    with pytest.raises(MappingError, match=r"valid FHIR R4: series\.0\.instance\.998\.uid: "):
+        validate.validated(study, FhirVersion.R4)
+    assert model_calls["n"] == 2  # the sample, then the study itself
+    assert not validate._ACCEPTED
+
+
+def test_a_resource_without_repeated_item_shapes_is_validated_once() -> None:
+    patient = {"resourceType": "Patient", "id": "a3", "name": [{"family": "Roe"}, {"given": ["Ann"]}]}
+    assert shapes.sample(patient, validate.model("Patient", FhirVersion.R4)) is None
+
+
 class _Unhashable:
     """Metadata that cannot be a cache key, as a model's own constraint might be."""
 
