@@ -55,6 +55,7 @@ class Lookups:
     searched: set[PatientKey]
     patients: dict[PatientKey, Resource]
     chosen: dict[StudyKey, Resource | None] = field(default_factory=dict)
+    read_from: Groups = field(default_factory=dict)  # the entries each study's `keys` were read from
 
     def carrying(self, written: Written | None) -> Lookups:
         if written is None:
@@ -70,7 +71,9 @@ EarlyLookups = Future[Lookups]
 def look_up(ctx: SyncContext, groups: Groups, call: Call) -> Lookups:
     """The batch's studies by UID and its Patients by key: the two searches at once."""
     keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}
-    return _search(ctx, keys, {uid for _, uid in groups}, _all(keys.values()), call)
+    found = _search(ctx, keys, {uid for _, uid in groups}, _all(keys.values()), call)
+    found.read_from = groups
+    return found
 
 
 def complete(ctx: SyncContext, groups: Groups, early: EarlyLookups | None, carried: Written | None) -> Lookups:
@@ -78,7 +81,7 @@ def complete(ctx: SyncContext, groups: Groups, early: EarlyLookups | None, carri
     found = early_result(early)
     if found is None:
         return look_up(ctx, groups, ctx.retry)
-    keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}  # later pages may add keys
+    keys = {key: _patient_keys(ctx, found, key, entries) for key, entries in groups.items()}
     uids = {uid for _, uid in groups} - found.uids
     wanted = _all(keys.values()) - found.searched
     if uids or wanted:
@@ -124,6 +127,15 @@ def now(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> EarlyLookups | None
     except Exception as exc:  # the batch looks up again itself
         future.set_exception(exc)
     return future
+
+
+def _patient_keys(ctx: SyncContext, found: Lookups, key: StudyKey, entries: list[ChangeEntry]) -> list[PatientKey]:
+    """The study's Patient keys, as looked up early when read from these very entries: later pages
+    (or entries held from the batch before) may add keys, and a study's entries are read once."""
+    early = found.read_from.get(key)
+    if early is not None and len(early) == len(entries) and all(a is b for a, b in zip(early, entries, strict=True)):
+        return found.keys[key]
+    return study_patient_keys(ctx, entries)
 
 
 def study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list[PatientKey]:
