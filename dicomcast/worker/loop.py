@@ -41,6 +41,11 @@ HELD_PER_BATCH = 4
 # Batches the checkpoint may stay behind what is written, at most: a restart reads at most this many
 # batches again (a study going on for longer is written in parts).
 HELD_BATCHES_BEHIND = 8
+# A batch starts by renewing the lease unless it was renewed less than this share of its duration ago
+# (by the cycle's start, or the previous batch's checkpoint, whose transaction renews it): a lease
+# only a dead worker's successor may take early cannot have been lost since, and each renewal is a
+# store commit (fsync'd), one per batch for nothing when batches follow each other quickly.
+RENEWED_RECENTLY = 0.1
 
 
 @dataclass
@@ -70,6 +75,7 @@ class SourceWorker:
         self.lease_duration_s = lease_duration_s
         self.name = ctx.source.name
         self.availability = availability or Availability()
+        self._renewed_at = -float("inf")  # time.monotonic() before the last renewal known to have held
 
     def run_cycle(self) -> CycleReport:
         """Sync until caught up (or stopped). Never raises for upstream trouble: reports it. A failure
@@ -99,6 +105,7 @@ class SourceWorker:
         if self.state.status(self.name).lease_held:
             self.ctx.store.release_lease(self.name, self.owner)
             self.state.status(self.name).lease_held = False
+            self._renewed_at = -float("inf")
 
     def _hold_lease(self) -> bool:
         status = self.state.status(self.name)
@@ -106,7 +113,9 @@ class SourceWorker:
         if not status.lease_held:  # a holder only renews; who holds it matters to a worker taking it
             lease = self.ctx.store.lease(self.name)
             take_from = lease.owner if lease and dead_predecessor(lease.owner, self.owner) else None
+        asked = time.monotonic()
         held = self.ctx.store.acquire_lease(self.name, self.owner, self._term().duration, take_from=take_from)
+        self._renewed_at = asked if held else -float("inf")
         if status.lease_held and not held:
             self._lost_lease()
         if held and not status.lease_held:
@@ -114,11 +123,17 @@ class SourceWorker:
         status.lease_held = held
         return held
 
+    def _renew(self) -> None:
+        """The lease renewed for the next batch, unless it was a moment ago (RENEWED_RECENTLY)."""
+        if time.monotonic() - self._renewed_at >= self.lease_duration_s * RENEWED_RECENTLY:
+            self._hold_lease()
+
     def _term(self) -> LeaseTerm:
         return LeaseTerm(self.owner, timedelta(seconds=self.lease_duration_s))
 
     def _lost_lease(self) -> NoReturn:
         self.state.status(self.name).lease_held = False  # so the next cycles wait as a standby instead of failing
+        self._renewed_at = -float("inf")
         raise LeaseLostError(f"{self.name}: lease taken by another worker; this one stops writing")
 
     def _sync_until_caught_up(self, report: CycleReport) -> None:
@@ -136,7 +151,7 @@ class SourceWorker:
         while not self.ctx.stop_event.is_set():
             page, early = reader.read_prepared(cursor)
             hooks.reached("page-read")
-            self._hold_lease()  # renewed every batch; raises if another worker took it
+            self._renew()  # every batch; raises if another worker took it
             # Studies the next batch continues wait for it, and the checkpoint stops before them.
             prepared = premap.cut_of(ahead, page)
             batch = prepared or self._cut(reader, page, cursor, held)
@@ -159,8 +174,10 @@ class SourceWorker:
             hooks.reached("before-checkpoint")  # a seam for the crash-safety tests (hooks.py)
             # A worker that lost its lease during the page does not checkpoint it (checked and
             # renewed in the checkpoint's own transaction).
+            asked = time.monotonic()
             if not self.ctx.store.save_page(self.name, batch.checkpoint, failures, lease=self._term()):
                 self._lost_lease()
+            self._renewed_at = asked
             hooks.reached("after-checkpoint")
             self._account(page, batch, result, failures, time.perf_counter() - started, saved, report)
             cursor, held, saved = page.next_cursor, batch.held, batch.checkpoint
