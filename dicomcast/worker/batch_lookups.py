@@ -69,9 +69,13 @@ EarlyLookups = Future[Lookups]
 
 
 def look_up(ctx: SyncContext, groups: Groups, call: Call) -> Lookups:
-    """The batch's studies by UID and its Patients by key: the two searches at once."""
-    keys = {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}
-    found = _search(ctx, keys, {uid for _, uid in groups}, _all(keys.values()), call)
+    """The batch's studies by UID and its Patients by key: the two searches at once, the studies'
+    sent before the Patient keys are read (they need only the UIDs; the keys cost CPU)."""
+
+    def patient_keys() -> dict[StudyKey, list[PatientKey]]:
+        return {key: study_patient_keys(ctx, entries) for key, entries in groups.items()}
+
+    found = _search(ctx, {uid for _, uid in groups}, patient_keys, lambda keys: _all(keys.values()), call)
     found.read_from = groups
     return found
 
@@ -85,7 +89,7 @@ def complete(ctx: SyncContext, groups: Groups, early: EarlyLookups | None, carri
     uids = {uid for _, uid in groups} - found.uids
     wanted = _all(keys.values()) - found.searched
     if uids or wanted:
-        rest = _search(ctx, keys, uids, wanted, ctx.retry)
+        rest = _search(ctx, uids, lambda: keys, lambda _: wanted, ctx.retry)
         found = Lookups(
             keys,
             found.uids | rest.uids,
@@ -160,12 +164,20 @@ def study_patient_keys(ctx: SyncContext, entries: Sequence[ChangeEntry]) -> list
 
 
 def _search(
-    ctx: SyncContext, keys: dict[StudyKey, list[PatientKey]], uids: set[str], wanted: set[PatientKey], call: Call
+    ctx: SyncContext,
+    uids: set[str],
+    patient_keys: Callable[[], dict[StudyKey, list[PatientKey]]],
+    wanted_of: Callable[[dict[StudyKey, list[PatientKey]]], set[PatientKey]],
+    call: Call,
 ) -> Lookups:
+    """ImagingStudies by `uids` in a thread, and meanwhile here the Patient keys, then the Patients
+    `wanted_of` them."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:
         studies = (
             pool.submit(copy_context().run, call, lambda: lookups.studies_by_uid(ctx.fhir, uids)) if uids else None
         )
+        keys = patient_keys()
+        wanted = wanted_of(keys)
         patients = call(lambda: lookups.patients_by_key(ctx.fhir, wanted)) if wanted else {}
         existing = studies.result() if studies is not None else {}
     return Lookups(keys, uids, existing, wanted, patients)
