@@ -20,6 +20,8 @@ from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 
+import structlog
+
 from dicomcast import telemetry
 from dicomcast.dicom.models import ChangeEntry
 from dicomcast.errors import ConflictError, MappingError, PermanentUpstreamError
@@ -116,8 +118,10 @@ def write_studies(
                 meanwhile()
         for future in futures:
             future.result()
+    # Bound once: each study's line would otherwise bind the module's logger again.
+    lines: structlog.stdlib.BoundLogger = log.bind(source=ctx.source.name)
     for study in planned:
-        _report_study(ctx, study)
+        _report_study(ctx, study, lines)
     return [study.result for study in planned]
 
 
@@ -275,7 +279,7 @@ def _alone(ctx: SyncContext, job: StudyJob, *, conflict: bool) -> StudyResult:
     return result
 
 
-def _report_study(ctx: SyncContext, study: Planned) -> None:
+def _report_study(ctx: SyncContext, study: Planned, lines: structlog.stdlib.BoundLogger) -> None:
     """The study's span and log line, from its mapping to its write."""
     result, entries = study.result, study.job.entries
     telemetry.finished_span(
@@ -289,9 +293,8 @@ def _report_study(ctx: SyncContext, study: Planned) -> None:
         warnings=len(result.warnings),
     )
     seconds = time.perf_counter() - study.started
-    log.info(
+    lines.info(
         "study",
-        source=ctx.source.name,
         study_uid=result.study_uid,
         sequences=f"{entries[0].sequence}-{entries[-1].sequence}",
         entries=len(entries),
