@@ -187,37 +187,20 @@ def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_large_study_of_a_known_layout_is_checked_value_by_value(model_calls: Counter[str]) -> None:
-    def study(instances: int) -> dict[str, Any]:
-        return {
-            "resourceType": "ImagingStudy",
-            "id": "s1",
-            "status": "available",
-            "subject": {"reference": "Patient/p1"},
-            "series": [
-                {
-                    "uid": f"1.2.{series}",
-                    "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"},
-                    "instance": [
-                        {"uid": f"1.2.{series}.{n}", "sopClass": {"code": "urn:oid:1.2.3"}, "number": n}
-                        for n in range(1, instances + 1)
-                    ],
-                }
-                for series in (1, 2)
-            ],
-        }
-
-    validate.validated(study(2), FhirVersion.R4)
+    validate.validated(_study(2, modality="CT", second_shape=False), FhirVersion.R4)
     assert model_calls["n"] == 1
-    validate.validated(study(1000), FhirVersion.R4)
+    validate.validated(_study(1000, modality="CT", second_shape=False), FhirVersion.R4)
     assert model_calls["n"] == 1  # the shape of 2 instances a series
-    bad = study(1000)
+    bad = _study(1000, modality="CT", second_shape=False)
     bad["series"][1]["instance"][998]["number"] = -1  # unsignedInt
     with pytest.raises(MappingError, match=r"series\.1\.instance\.998\.number"):
         validate.validated(bad, FhirVersion.R4)
     assert model_calls["n"] == 2
 
 
-def _study(instances: int) -> dict[str, Any]:
+def _study(instances: int, *, modality: str = "MR", second_shape: bool = True) -> dict[str, Any]:
+    """Two series of `instances` alike; with `second_shape`, each ends with an instance of another shape."""
+    other = [{"sopClass": {"code": "urn:oid:1.2.3"}}] if second_shape else []
     return {
         "resourceType": "ImagingStudy",
         "id": "s2",
@@ -226,12 +209,12 @@ def _study(instances: int) -> dict[str, Any]:
         "series": [
             {
                 "uid": f"1.3.{series}",
-                "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"},
+                "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality},
                 "instance": [
                     {"uid": f"1.3.{series}.{n}", "sopClass": {"code": "urn:oid:1.2.3"}, "number": n}
                     for n in range(1, instances + 1)
                 ]
-                + [{"uid": f"1.3.{series}.0", "sopClass": {"code": "urn:oid:1.2.3"}}],  # a second item shape
+                + [{"uid": f"1.3.{series}.0", **item} for item in other],
             }
             for series in (1, 2)
         ],
