@@ -29,7 +29,7 @@ from dicomcast.fhir.client import EncodedEntries, WriteResult, encode_entries, p
 from dicomcast.fhir.mapping.study import needs_dose_observations
 from dicomcast.fhir.mapping.types import SourceContext, StudyInput, StudyOutput
 from dicomcast.logs import get_logger
-from dicomcast.worker import endpoints, hooks, lookups, metrics
+from dicomcast.worker import hooks, lookups, metrics
 from dicomcast.worker.context import SyncContext
 from dicomcast.worker.study_write import (
     StudyResult,
@@ -210,14 +210,14 @@ def _carrying_endpoints(ctx: SyncContext, bundle: list[Planned]) -> bool:
     """Sends the bundle with the Endpoints its studies refer to at its head, when they are still to
     be written (the batch's first transaction: endpoints.py); True when it landed, False when it
     carries none. If it fails, nothing of it was written, and the Endpoints are to be written again."""
-    taken = endpoints.take_unwritten(ctx, {study.job.partition for study in bundle})
+    taken = ctx.endpoints.take_unwritten({study.job.partition for study in bundle})
     if not taken:
         return False
     head = encode_entries([put_entry(endpoint, if_match=None) for endpoint in taken.values()])
     entries = head.count + sum(study.encoded.count for study in bundle)
     size = sum(len(part.body) + 1 for part in [head, *(study.encoded for study in bundle)]) + BUNDLE_OVERHEAD
     if entries > ctx.tuning.max_bundle_entries or size > ctx.tuning.max_bundle_bytes:
-        endpoints.carried(ctx, taken, landed=False)  # no room: written alone
+        ctx.endpoints.carried(taken, landed=False)  # no room: written alone
         return False
     landed = False
     try:
@@ -225,7 +225,7 @@ def _carrying_endpoints(ctx: SyncContext, bundle: list[Planned]) -> bool:
             outcomes = ctx.retry(lambda: ctx.fhir.transaction_of([head, *(study.encoded for study in bundle)]))
         landed = True
     finally:
-        endpoints.carried(ctx, taken, landed)
+        ctx.endpoints.carried(taken, landed)
     _landed(ctx, bundle, outcomes[len(taken) :])
     return True
 

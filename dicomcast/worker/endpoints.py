@@ -8,7 +8,7 @@ The first batch of a partition does not wait for all of it:
   (a source that is down or idle gets no Endpoint: it names none);
 * the batch maps its studies as soon as the Endpoint's id is decided (`early_source_context`);
 * the Endpoint, when it must be written, travels at the head of the batch's first transaction
-  (`take_unwritten`, bundles.py): one round trip fewer, and the transaction lands whole or not at
+  (`EndpointCache.take_unwritten`, bundles.py): one round trip fewer, and the transaction lands whole or not at
   all, so the studies that refer to it never land without it;
 * nothing else of the batch is sent to FHIR before that write has landed (`ensure_written`: it
   waits for the transaction carrying it, and writes it alone if that transaction failed), so no
@@ -103,16 +103,6 @@ def ensure_endpoint(ctx: SyncContext, partition: str | None, *, once: bool = Fal
     return endpoint_id
 
 
-def take_unwritten(ctx: SyncContext, partitions: set[str | None]) -> dict[str | None, Resource]:
-    """The Endpoints of `partitions` still to be written, for the transaction about to be sent to
-    carry ahead of its studies; tell `carried` how it went."""
-    return ctx.endpoints.take_unwritten(partitions)
-
-
-def carried(ctx: SyncContext, taken: Mapping[str | None, Resource], landed: bool) -> None:
-    ctx.endpoints.carried(taken, landed)
-
-
 def _context(ctx: SyncContext, partition: str | None, endpoint_id: str) -> SourceContext:
     return SourceContext(
         source_uri=ctx.source.endpoint_address(partition), endpoint_reference=f"Endpoint/{endpoint_id}"
@@ -136,10 +126,11 @@ def _write_endpoint(
             current = by_name.result()
             wanted["id"] = current["id"] if current is not None else wanted["id"]
     ctx.endpoints.decide(partition, str(wanted["id"]))
-    if (current is None or _differs(current, wanted)) and defer:
-        ctx.endpoints.unwritten(partition, wanted)
-    elif current is None or _differs(current, wanted):
-        call(lambda: ctx.fhir.put(wanted))
+    if current is None or _differs(current, wanted):
+        if defer:
+            ctx.endpoints.unwritten(partition, wanted)
+        else:
+            call(lambda: ctx.fhir.put(wanted))
     return str(wanted["id"])
 
 
