@@ -90,9 +90,10 @@ def start_orthanc(workdir: Path | None = None, port: int | None = None) -> Peer:
     }
     (work / "orthanc.json").write_text(json.dumps(config))
     log = work / "orthanc.log"
-    process = subprocess.Popen(
-        [ORTHANC, str(work / "orthanc.json")], cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+    with log.open("wb") as out:  # the child has its own copy of the file
+        process = subprocess.Popen(
+            [ORTHANC, str(work / "orthanc.json")], cwd=work, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     _wait(f"{url}/system", (ORTHANC_USER, ORTHANC_PASSWORD), process, log)
     return Peer(process, work, url, log, {"username": ORTHANC_USER, "password": ORTHANC_PASSWORD})
@@ -112,12 +113,10 @@ def start_fhir(workdir: Path | None = None, token: str | None = None, port: int 
         "log_inbound: false\n"
     )
     log = work / "fhir.log"
-    process = subprocess.Popen(
-        [str(SEKMET), "serve", "-c", str(work / "settings.yaml")],
-        cwd=work,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as out:  # the child has its own copy of the file
+        process = subprocess.Popen(
+            [str(SEKMET), "serve", "-c", str(work / "settings.yaml")], cwd=work, stdout=out, stderr=subprocess.STDOUT
+        )
     _wait(f"{base}/metadata", None, process, log)
     return Peer(process, work, base, log)
 

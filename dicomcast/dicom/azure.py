@@ -116,7 +116,6 @@ class AzureChangeFeedSource(ChangeSource):
         max_limit = V1_MAX_LIMIT if self.version == 1 else V2_MAX_LIMIT
         self.limit = min(batch_size or max_limit, max_limit)
         self.partitions = {name.lower() for name in settings.partitions}
-        self._owns_client = client is None
         self._client = client or httpx.Client(
             auth=auth, transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False
         )
@@ -233,8 +232,9 @@ class AzureChangeFeedSource(ChangeSource):
         return json_body(self._upstream, response)
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        """Closes its client, the one given too (sources.py makes one per source): its pooled
+        connections would otherwise stay open until garbage collection."""
+        self._client.close()
 
     # ---- v1: sequence offsets ----------------------------------------------------------------
 
