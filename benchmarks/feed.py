@@ -104,4 +104,5 @@ def serve_feed(shape: Shape, seed: int = 7) -> Iterator[AzureDicomServer]:
         for instance in instances_for(shape, seed):
             server.store(instance)
             clock.advance(0.001)  # distinct timestamps, as a real STOW stream has
+        server.freeze()
         yield server

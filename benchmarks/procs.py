@@ -13,7 +13,6 @@ from pathlib import Path
 from benchmarks.feed import Shape
 from benchmarks.measure import Result
 from tests import peers
-from tests.servers.faulty_proxy import FaultyProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANT_TIMEOUT = 3600
@@ -76,16 +75,23 @@ def fhir_server() -> Iterator[peers.Peer]:
 @contextmanager
 def with_rtt(fhir_url: str, rtt_ms: float) -> Iterator[str]:
     """The FHIR base URL as a client `rtt_ms` away sees it: a loopback proxy that holds each request
-    for one round-trip time before forwarding it (0: the server itself)."""
+    for one round-trip time before forwarding it (0: the server itself), in a process of its own
+    (rtt_proxy.py)."""
     if rtt_ms <= 0:
         yield fhir_url
         return
     root, _, path = fhir_url.partition("/fhir")
-    proxy = FaultyProxy(root, rate=0.0, latency=rtt_ms / 1000).start()
+    command = [sys.executable, "-m", "benchmarks.rtt_proxy", root, str(rtt_ms)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        yield f"{proxy.url}/fhir{path}"
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the round-trip-time proxy did not start (exit code {process.poll()})")
+        yield f"{url}/fhir{path}"
     finally:
-        proxy.stop()
+        process.terminate()
+        process.wait(timeout=15)
 
 
 def cores() -> tuple[int, set[int]]:

@@ -142,6 +142,7 @@ class AzureDicomServer:
         self.served_as: dict[int, Callable[[dict[str, Any]], Any]] = {}  # see serve_entry_as
         self.metadata_served_as: dict[str, Callable[[DicomJson], Any]] = {}  # see serve_metadata_as
         self._faults: list[Fault] = []
+        self._frozen: dict[tuple[int, bool], RawJson] | None = None  # see freeze
         self._lock = threading.Lock()
         self._http = ListeningServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
@@ -177,8 +178,19 @@ class AzureDicomServer:
             raise ValueError("data partitions are not enabled on this server")
         return partition or DEFAULT_PARTITION
 
+    def freeze(self) -> None:
+        """The feed is complete: each entry's JSON text is written once and served again from then on
+        (the benchmark reads one feed many times; writing it again for every read was a third of
+        this server's CPU, on the cores the worker and the FHIR server share). Changes now raise."""
+        self._frozen = {}
+
+    def _changing(self) -> None:
+        if self._frozen is not None:
+            raise RuntimeError("the feed was frozen: its entries are served as first written")
+
     def store(self, instance: DicomJson, partition: str | None = None) -> int:
         """Store (or replace) an instance; returns the create entry's sequence."""
+        self._changing()
         return self.table.store(instance, self._partition(partition)).sequence
 
     def store_all(self, instances: list[DicomJson], partition: str | None = None) -> list[int]:
@@ -186,24 +198,29 @@ class AzureDicomServer:
 
     def update(self, study_uid: str, changes: dict[str, Any], partition: str | None = None) -> list[int]:
         """Bulk update of patient/study attributes (keywords or tags); one entry per instance."""
+        self._changing()
         rows = self.table.update_study(study_uid, change_dataset(changes), self._partition(partition))
         return [row.sequence for row in rows]
 
     def delete_instance(self, study_uid: str, series_uid: str, sop_uid: str, partition: str | None = None) -> int:
+        self._changing()
         key = (self._partition(partition), study_uid, series_uid, sop_uid)
         return self.table.delete([key])[0].sequence
 
     def delete_series(self, study_uid: str, series_uid: str, partition: str | None = None) -> list[int]:
+        self._changing()
         keys = self.table.instances_of(self._partition(partition), study_uid, series_uid)
         return [row.sequence for row in self.table.delete(keys)]
 
     def delete_study(self, study_uid: str, partition: str | None = None) -> list[int]:
         """One delete entry per instance of the study, as the service writes them."""
+        self._changing()
         keys = self.table.instances_of(self._partition(partition), study_uid)
         return [row.sequence for row in self.table.delete(keys)]
 
     def skip_sequences(self, count: int) -> None:
         """Leave a gap of `count` sequence numbers (a rolled-back insert, an identity-cache jump)."""
+        self._changing()
         self.table.skip_sequences(count)
 
     def fail_next(
@@ -217,6 +234,7 @@ class AzureDicomServer:
         """Serve the entry of `sequence` (in feed pages and as `latest`) as `form(entry)` returns it:
         a JSON value, or a `str` sent as raw JSON text (for what json.dumps cannot write, such as
         nesting deeper than Python's own limit). A hostile or broken service, in one entry."""
+        self._changing()
         self.served_as[sequence] = form
 
     def serve_metadata_as(self, sop_instance_uid: str, form: Callable[[DicomJson], Any]) -> None:
@@ -261,9 +279,15 @@ class AzureDicomServer:
 
     def served_entry(self, row: Row, include_metadata: bool) -> RawJson:
         """The entry's JSON text, as `serve_entry_as` says where a test made it hostile."""
+        frozen = self._frozen.get((row.sequence, include_metadata)) if self._frozen is not None else None
+        if frozen is not None:
+            return frozen
         entry = self.entry_json(row, include_metadata)
         form = self.served_as.get(row.sequence)
-        return _raw(form(entry) if form else entry)
+        served = _raw(form(entry) if form else entry)
+        if self._frozen is not None:
+            self._frozen[(row.sequence, include_metadata)] = served
+        return served
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         """(status, JSON body or None) for a GET."""

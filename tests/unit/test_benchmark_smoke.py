@@ -111,3 +111,17 @@ def test_repeat_is_an_odd_number_of_runs() -> None:
     assert parse_args(["--repeat", "5"]).repeat == 5 and parse_args([]).repeat == 3
     with pytest.raises(SystemExit):
         parse_args(["--repeat", "2"])
+
+
+def test_a_frozen_feed_serves_what_it_served_before_and_refuses_changes() -> None:
+    with serve_feed(SHAPE) as feed:
+        url = f"{feed.url}/v2/changefeed"
+        window = {"startTime": "2000-01-01T00:00:00Z", "endTime": "2100-01-01T00:00:00Z", "includeMetadata": "true"}
+        first = httpx.get(url, params=window).raise_for_status().content
+        again = httpx.get(url, params=window).raise_for_status().content
+        assert first == again
+        assert len(httpx.get(url, params=window).json()) == min(SHAPE.total, 100)
+        with pytest.raises(RuntimeError, match="frozen"):
+            feed.store(instances_for(SHAPE)[0])
+        with pytest.raises(RuntimeError, match="frozen"):
+            feed.delete_study("1.2.3")
