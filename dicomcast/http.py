@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -320,6 +321,16 @@ def _is_json_media(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+_read_here = threading.local()  # JSON bytes read by this thread: json_bytes_read
+
+
+def json_bytes_read() -> int:
+    """Bytes of the JSON bodies this thread has read so far: the difference around a feed read is
+    the size of the page it made (the batch bound of worker/readahead.py), whatever the source."""
+    total: int = getattr(_read_here, "total", 0)
+    return total
+
+
 def json_body(upstream: Upstream, response: httpx.Response) -> Any:
     """The parsed JSON body of a success. A 204, an empty body, another media type (an HTML page
     from a gateway) or JSON cut short is a TransientUpstreamError: never read as "nothing"."""
@@ -334,7 +345,7 @@ def json_body(upstream: Upstream, response: httpx.Response) -> Any:
             upstream.service, f"{at} answered {status} with {shown} where JSON was expected", status=status
         )
     try:
-        return json.loads(response.content)
+        body = json.loads(response.content)
     except RecursionError:
         raise UnparseableBodyError(upstream.service, f"{at}: JSON nested too deeply to read", status=status) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -345,6 +356,8 @@ def json_body(upstream: Upstream, response: httpx.Response) -> Any:
         raise UnparseableBodyError(
             upstream.service, f"{at}: a JSON body that cannot be decoded", status=status
         ) from None
+    _read_here.total = json_bytes_read() + len(response.content)
+    return body
 
 
 def get_json(

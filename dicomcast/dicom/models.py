@@ -116,6 +116,7 @@ class Page:
     # A batch of pages (worker/readahead.py): (n, cursor) at each page's end, n the entries before
     # it, so a checkpoint can stop between pages (worker/study_cut.py). Empty: one page.
     boundaries: Sequence[tuple[int, str]] = field(default_factory=tuple)
+    size: int = 0  # bytes of JSON read to make it (worker/loop.py measures it; 0: not measured)
 
     def by_study(self) -> dict[tuple[str | None, str], list[ChangeEntry]]:
         return by_study(self.entries)

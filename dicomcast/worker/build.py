@@ -192,6 +192,7 @@ def _context(
         tuning=Tuning(
             max_concurrent_studies=settings.worker.max_concurrent_studies,
             max_batch_entries=settings.worker.max_batch_entries,
+            max_batch_bytes=settings.worker.max_batch_bytes,
             max_bundle_entries=settings.worker.max_bundle_entries,
             max_bundle_bytes=settings.worker.max_bundle_bytes,
             retry_attempts=settings.retry.max_attempts,

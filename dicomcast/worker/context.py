@@ -22,11 +22,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Tuning:
-    """DicomCastWorker:MaxConcurrentStudies, :MaxBatchEntries, :MaxBundleEntries, :MaxBundleBytes
-    and RetryConfiguration:*."""
+    """DicomCastWorker:MaxConcurrentStudies, :MaxBatchEntries, :MaxBatchBytes, :MaxBundleEntries,
+    :MaxBundleBytes and RetryConfiguration:*."""
 
     max_concurrent_studies: int = 8
     max_batch_entries: int = 1000
+    max_batch_bytes: int = 2_097_152
     max_bundle_entries: int = 500
     max_bundle_bytes: int = 1_048_576
     retry_attempts: int = 8

@@ -6,6 +6,7 @@ on the APScheduler schedule. A stop request lets the page in hand finish and be 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -19,17 +20,18 @@ from dicomcast.dicom.models import ChangeEntry, Page
 from dicomcast.errors import DicomcastError, LeaseLostError
 from dicomcast.failures import EntryFailure, FailureClass
 from dicomcast.fhir.mapping.types import PatientKey
+from dicomcast.http import json_bytes_read
 from dicomcast.logs import get_logger
 from dicomcast.store.repository import LeaseTerm
 from dicomcast.worker import batch_lookups, endpoints, hooks, metrics, premap, study_cut
 from dicomcast.worker.availability import Availability, safe_reason
 from dicomcast.worker.batch_lookups import EarlyLookups, StudyKey, Written
 from dicomcast.worker.carry_over import initial_cursor
-from dicomcast.worker.context import SyncContext
+from dicomcast.worker.context import SyncContext, Tuning
 from dicomcast.worker.lease import dead_predecessor
 from dicomcast.worker.page import SyncResult, sync_entries
 from dicomcast.worker.premap import Ahead
-from dicomcast.worker.readahead import BatchReader
+from dicomcast.worker.readahead import BatchLimit, BatchReader, ReadPage, entries_of
 from dicomcast.worker.reconcile import remember_entries
 from dicomcast.worker.state import WorkerState
 from dicomcast.worker.study_cut import Cut, Held, Limits
@@ -139,9 +141,10 @@ class SourceWorker:
     def _sync_until_caught_up(self, report: CycleReport) -> None:
         cursor = self.ctx.store.read_checkpoint(self.name) or initial_cursor(self.ctx)
         # The next batch is read, and what FHIR holds for it looked up, while this one is written.
+        tuning = self.ctx.tuning
         reader = BatchReader(
             self._read_page,
-            self.ctx.tuning.max_batch_entries,
+            BatchLimit(tuning.max_batch_entries, tuning.max_batch_bytes),
             prepare=lambda batch: batch_lookups.now(self.ctx, batch.entries),
             prepare_first=lambda page: batch_lookups.start(self.ctx, page.entries),
         )
@@ -185,9 +188,8 @@ class SourceWorker:
                 report.caught_up = True
                 return
 
-    @property
-    def _held_limits(self) -> Limits:
-        return Limits(HELD_PER_BATCH * self.ctx.tuning.max_batch_entries, HELD_BATCHES_BEHIND)
+    def _held_limits(self, batch: Page) -> Limits:
+        return held_limits(self.ctx.tuning, batch)
 
     def _cut(self, reader: BatchReader[EarlyLookups], page: Page, cursor: str | None, held: Held) -> Cut:
         """The batch cut without waiting for all of the next one's read (a cycle's first batch:
@@ -195,7 +197,7 @@ class SourceWorker:
         its first page. A study the next batch continues only after that page is written twice (in
         part, then whole); what is written and checkpointed is right either way."""
         following = reader.following() if reader.following_read() else reader.following_start()
-        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limits)
+        return study_cut.cut(page, cursor, held, following.entries if following else None, self._held_limits(page))
 
     def _prepare(
         self,
@@ -211,7 +213,7 @@ class SourceWorker:
         into.append(premap.prepare(self.ctx, reader, page.next_cursor, batch.held, touched, self._held_limits))
 
     def _read_page(self, cursor: str | None) -> Page:
-        page = self.ctx.retry(lambda: self.ctx.source.read_page(cursor))
+        page = self.ctx.retry(lambda: _measured(self.ctx.source.read_page, cursor))
         endpoints.prefetch(self.ctx, page.entries)  # a new partition's Endpoint, beside the batch's next pages
         return page
 
@@ -274,3 +276,17 @@ class SourceWorker:
         for entry, why in page.skipped:
             metrics.ENTRIES.labels(self.name, entry.action.value, "skipped").inc()
             log.info("entry skipped", source=self.name, sequence=entry.sequence, reason=why)
+
+
+def held_limits(tuning: Tuning, batch: Page) -> Limits:
+    """HELD_PER_BATCH batches' worth of entries: fewer where `batch` was bound by its bytes
+    (instances with much metadata), so the entries held stay bounded in memory too."""
+    per_batch = tuning.max_batch_entries if batch.size < tuning.max_batch_bytes else max(1, entries_of(batch))
+    return Limits(HELD_PER_BATCH * per_batch, HELD_BATCHES_BEHIND)
+
+
+def _measured(read_page: ReadPage, cursor: str | None) -> Page:
+    """The page with its size: the JSON its source read for it, in this thread (http.py)."""
+    before = json_bytes_read()
+    page = read_page(cursor)
+    return dataclasses.replace(page, size=json_bytes_read() - before)

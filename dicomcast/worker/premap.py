@@ -17,7 +17,7 @@ mapped then, as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dicomcast.dicom.models import ChangeEntry, Page, by_study
@@ -46,7 +46,7 @@ def prepare(
     cursor: str,
     held: Held,
     touched: Mapping[StudyKey, list[PatientKey]],
-    limits: Limits,
+    limits: Callable[[Page], Limits],
 ) -> Ahead | None:
     """The batch read ahead from `cursor` (after this one, which holds `held` back for it and names
     `touched`), cut and mapped as far as this batch's writes allow; None when it is not read ahead."""
@@ -54,7 +54,7 @@ def prepare(
     if following is None:
         return None
     after = reader.following_after()
-    batch = study_cut.cut(following, cursor, held, after.entries if after is not None else None, limits)
+    batch = study_cut.cut(following, cursor, held, after.entries if after is not None else None, limits(following))
     early = batch_lookups.early_result(reader.following_prepared())
     return Ahead(following, batch, _mapped(ctx, batch.entries, early, touched) if early is not None else {})
 

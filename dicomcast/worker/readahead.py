@@ -1,8 +1,11 @@
 """Reading the feed ahead of the writes, in batches.
 
-* Batches: feed pages are joined until DicomCastWorker:MaxBatchEntries entries (or caught up), so a
-  study that spans pages (the v2 feed gives at most 200 entries a page) is merged and written once
-  per batch, and more studies of a batch are written in parallel. Memory stays bounded by the batch.
+* Batches: feed pages are joined until DicomCastWorker:MaxBatchEntries entries or
+  DicomCastWorker:MaxBatchBytes bytes of JSON (or caught up), so a study that spans pages (the v2
+  feed gives at most 200 entries a page) is merged and written once per batch, and more studies of a
+  batch are written in parallel. Memory stays bounded by the batch: in entries, and in bytes where
+  instances carry much metadata (a CT image's is ten times the size of a plain one's); a batch is
+  at least one page.
 * Read-ahead: while the worker writes a batch, the next one has been read and the one after it is
   being read, each in a daemon thread (a read in flight never holds up a stop). The worker looks at
   the next batch (`following`, or only its first page: `following_start`) to hold back the studies
@@ -31,18 +34,32 @@ ReadPage = Callable[[str | None], Page]
 P = TypeVar("P")
 
 
+@dataclass(frozen=True)
+class BatchLimit:
+    entries: int  # DicomCastWorker:MaxBatchEntries
+    bytes: int  # DicomCastWorker:MaxBatchBytes (of JSON read: Page.size)
+
+    def reached(self, batch: Page) -> bool:
+        return entries_of(batch) >= self.entries or batch.size >= self.bytes
+
+
+def entries_of(batch: Page) -> int:
+    """The feed entries a batch handles: synced, skipped or unreadable."""
+    return len(batch.entries) + len(batch.skipped) + len(batch.unreadable)
+
+
 def read_batch(
-    read_page: ReadPage, cursor: str | None, max_entries: int, seen: Callable[[Page], None] | None = None
+    read_page: ReadPage, cursor: str | None, limit: BatchLimit, seen: Callable[[Page], None] | None = None
 ) -> Page:
-    """Pages from `cursor` joined up to `max_entries` entries; the batch ends where its last page ends.
-    `seen` is called with the first page as soon as it is read."""
-    return _read_batch(read_page, cursor, max_entries, None, seen)[0]
+    """Pages from `cursor` joined up to `limit`; the batch ends where its last page ends. `seen` is
+    called with the first page as soon as it is read."""
+    return _read_batch(read_page, cursor, limit, None, seen)[0]
 
 
 def _read_batch(
     read_page: ReadPage,
     cursor: str | None,
-    max_entries: int,
+    limit: BatchLimit,
     first: Callable[[Page], P | None] | None,
     seen: Callable[[Page], None] | None = None,
 ) -> tuple[Page, P | None]:
@@ -50,19 +67,22 @@ def _read_batch(
     page = read_page(cursor)
     if seen is not None:
         seen(page)
-    entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
-    boundaries = [(len(entries), page.next_cursor)]
+    batch = dataclasses.replace(page, boundaries=[(len(page.entries), page.next_cursor)])
     prepared = None
-    if first is not None and not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
+    if first is not None and not page.caught_up and not limit.reached(batch):
         prepared = first(page)
-    while not page.caught_up and len(entries) + len(skipped) + len(unreadable) < max_entries:
-        page = read_page(page.next_cursor)
-        entries += page.entries
-        skipped += page.skipped
-        unreadable += page.unreadable
-        boundaries.append((len(entries), page.next_cursor))
-    joined = dataclasses.replace(page, entries=entries, skipped=skipped, unreadable=unreadable, boundaries=boundaries)
-    return joined, prepared
+    while not batch.caught_up and not limit.reached(batch):
+        page = read_page(batch.next_cursor)
+        entries = [*batch.entries, *page.entries]
+        batch = dataclasses.replace(
+            page,
+            entries=entries,
+            skipped=[*batch.skipped, *page.skipped],
+            unreadable=[*batch.unreadable, *page.unreadable],
+            boundaries=[*batch.boundaries, (len(entries), page.next_cursor)],
+            size=batch.size + page.size,
+        )
+    return batch, prepared
 
 
 @dataclass
@@ -80,14 +100,14 @@ class BatchReader(Generic[P]):
     def __init__(
         self,
         read_page: ReadPage,
-        max_entries: int,
+        limit: BatchLimit,
         *,
         read_ahead: bool = True,
         prepare: Callable[[Page], P | None] | None = None,
         prepare_first: Callable[[Page], P | None] | None = None,
     ) -> None:
         self._read_page = read_page
-        self._max_entries = max_entries
+        self._limit = limit
         self._read_ahead = read_ahead
         self._prepare = prepare
         self._prepare_first = prepare_first
@@ -108,7 +128,7 @@ class BatchReader(Generic[P]):
                 prepared = preparing.result() if preparing is not None else None  # never raises
                 batch, self._next = (page, prepared), ahead.after  # `after` is set before `prepared`
         if batch is None:
-            batch = _read_batch(self._read_page, cursor, self._max_entries, self._prepare_first)
+            batch = _read_batch(self._read_page, cursor, self._limit, self._prepare_first)
         if self._read_ahead and not batch[0].caught_up:
             self._follow(batch[0])
         return batch
@@ -176,7 +196,7 @@ class BatchReader(Generic[P]):
 
         def run() -> None:
             try:
-                future.set_result(read_batch(self._read_page, cursor, self._max_entries, first_page.set_result))
+                future.set_result(read_batch(self._read_page, cursor, self._limit, first_page.set_result))
             except BaseException as exc:  # handed to `read`, which reads again directly
                 future.set_exception(exc)
                 if not first_page.done():

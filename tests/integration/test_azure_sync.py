@@ -174,3 +174,29 @@ def test_two_partitions_into_one_fhir_server(fhir_server: peers.Peer, tmp_path: 
         assert addresses == [f"{azure.url}/v2/partitions/alpha", f"{azure.url}/v2/partitions/beta"]
         sources = sorted(s["meta"]["source"] for s in snap["ImagingStudy"].values())
         assert sources == sorted([addresses[0], addresses[1], addresses[1]])  # same UID kept apart per partition
+
+
+@pytest.mark.parametrize(("max_bytes", "batches"), [(None, 2), ("65536", 5)])
+def test_a_batch_is_bounded_by_the_bytes_of_metadata_it_holds(
+    azure: AzureDicomServer, fhir_server: peers.Peer, tmp_path: Path, max_bytes: str | None, batches: int
+) -> None:
+    """Instances carrying about 20 KB of metadata each (a CT image's is 12 KB): pages of 5 hold about
+    100 KB, so with MaxBatchBytes 65536 every batch is one page, where MaxBatchEntries alone makes
+    batches of 20. Nothing is lost either way."""
+    padding = {"00290010": {"vr": "LO", "Value": ["PADDING"]}, "00291010": {"vr": "UT", "Value": ["x" * 20_000]}}
+    azure.store_all([{**instance, **padding} for instance in generate_studies(3, 8, seed=21)])  # 24 entries
+    bound = {"DicomCastWorker__MaxBatchBytes": max_bytes} if max_bytes else {}
+    env = azure_env(
+        f"{azure.url}/v2",
+        fhir_server.url,
+        tmp_path / "s.db",
+        DicomCastWorker__BatchSize="5",
+        DicomCastWorker__MaxBatchEntries="20",
+        **bound,
+    )
+
+    report = sync_once(env)
+
+    assert report.ok and report.caught_up and report.entries == 24
+    assert report.pages == batches
+    assert sorted(s["numberOfInstances"] for s in _studies(snapshot(fhir_server)).values()) == [8, 8, 8]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
-from dicomcast.worker.readahead import BatchReader, read_batch
+from dicomcast.worker.readahead import BatchLimit, BatchReader, read_batch
+
+
+def _entries(n: int) -> BatchLimit:
+    return BatchLimit(n, 1 << 62)  # bytes not measured here: entries alone bound a batch
 
 
 def _feed(total: int, page_size: int, reads: list[str | None], gate: threading.Event | None = None):  # type: ignore[no-untyped-def]
@@ -36,7 +41,7 @@ def _failing_once_at(failing: str, calls: list[str | None]):  # type: ignore[no-
 
 def test_pages_join_into_batches_that_end_where_a_page_ends() -> None:
     reads: list[str | None] = []
-    batch = read_batch(_feed(1000, 200, reads), None, max_entries=500)
+    batch = read_batch(_feed(1000, 200, reads), None, _entries(500))
     assert [e.sequence for e in batch.entries] == list(range(1, 601))  # three whole pages
     assert batch.next_cursor == "600" and not batch.caught_up
     assert reads == [None, "200", "400"]
@@ -45,7 +50,7 @@ def test_pages_join_into_batches_that_end_where_a_page_ends() -> None:
 def test_the_next_batch_is_read_while_the_current_one_is_written() -> None:
     reads: list[str | None] = []
     gate = threading.Event()
-    reader = BatchReader(_feed(10, 5, reads, gate), max_entries=5)
+    reader = BatchReader(_feed(10, 5, reads, gate), _entries(5))
 
     first = reader.read(None)
     assert reads == [None]  # the read-ahead of "5" waits at the gate, in the background
@@ -58,7 +63,7 @@ def test_the_next_batch_is_read_while_the_current_one_is_written() -> None:
 
 def test_a_failed_read_ahead_is_read_again_where_errors_are_handled() -> None:
     calls: list[str | None] = []
-    reader = BatchReader(_failing_once_at("5", calls), max_entries=5)
+    reader = BatchReader(_failing_once_at("5", calls), _entries(5))
     first = reader.read(None)
     second = reader.read(first.next_cursor)
     assert second.caught_up and calls.count("5") == 2
@@ -71,7 +76,7 @@ def test_a_batch_read_ahead_is_prepared_in_the_background_and_a_direct_read_is_n
         prepared.append(threading.current_thread().name)
         return f"looked up {page.entries[0].sequence}"
 
-    reader = BatchReader(_feed(15, 5, []), max_entries=5, prepare=prepare)
+    reader = BatchReader(_feed(15, 5, []), _entries(5), prepare=prepare)
     first = reader.read_prepared(None)
     second = reader.read_prepared(first[0].next_cursor)
     third = reader.read_prepared("0")  # another cursor than the one read ahead: read directly
@@ -84,7 +89,7 @@ def test_a_batch_whose_preparation_raises_is_still_handed_over_unprepared() -> N
     def prepare(page: Page) -> str:
         raise RuntimeError("a bug in the preparation")
 
-    reader = BatchReader(_feed(10, 5, []), max_entries=5, prepare=prepare)
+    reader = BatchReader(_feed(10, 5, []), _entries(5), prepare=prepare)
     first = reader.read_prepared(None)
     got: list[tuple[Page, object]] = []
     waiting = threading.Thread(target=lambda: got.append(reader.read_prepared(first[0].next_cursor)), daemon=True)
@@ -105,7 +110,7 @@ def test_two_batches_are_read_ahead_and_the_next_is_there_to_look_at() -> None:
             third_read.set()
         return page
 
-    reader = BatchReader(read_page, max_entries=5)
+    reader = BatchReader(read_page, _entries(5))
     first = reader.read(None)
 
     following = reader.following()
@@ -129,7 +134,7 @@ def test_a_batch_is_prepared_only_once_the_batch_before_it_is_handed_over() -> N
             third_read.set()
         return page
 
-    reader = BatchReader(read_page, max_entries=5, prepare=lambda page: prepared.append(page.entries[0].sequence))
+    reader = BatchReader(read_page, _entries(5), prepare=lambda page: prepared.append(page.entries[0].sequence))
     first = reader.read(None)
     assert third_read.wait(60)
     reader.following()
@@ -143,7 +148,7 @@ def test_a_batch_is_prepared_only_once_the_batch_before_it_is_handed_over() -> N
 
 def test_a_following_batch_that_cannot_be_read_is_none_and_is_read_again_directly() -> None:
     calls: list[str | None] = []
-    reader = BatchReader(_failing_once_at("5", calls), max_entries=5)
+    reader = BatchReader(_failing_once_at("5", calls), _entries(5))
     first = reader.read(None)
     assert reader.following() is None
     assert reader.read(first.next_cursor).caught_up and calls.count("5") == 2
@@ -151,7 +156,7 @@ def test_a_following_batch_that_cannot_be_read_is_none_and_is_read_again_directl
 
 def test_following_read_says_whether_the_next_batch_would_answer_at_once() -> None:
     gate = threading.Event()
-    reader = BatchReader(_feed(10, 5, [], gate), max_entries=5)
+    reader = BatchReader(_feed(10, 5, [], gate), _entries(5))
     assert reader.following_read()  # nothing read ahead yet: `following` answers None at once
 
     reader.read(None)
@@ -170,7 +175,7 @@ def test_the_next_batchs_first_page_is_there_before_the_rest_of_it() -> None:
             gate.wait(60)  # the next batch's second page
         return _feed(20, 5, reads)(cursor)
 
-    reader = BatchReader(read_page, max_entries=10)
+    reader = BatchReader(read_page, _entries(10))
     reader.read(None)
 
     start = reader.following_start()
@@ -179,3 +184,19 @@ def test_the_next_batchs_first_page_is_there_before_the_rest_of_it() -> None:
     gate.set()
     following = reader.following()
     assert following is not None and [e.sequence for e in following.entries] == list(range(11, 21))
+
+
+def test_a_batch_ends_once_its_pages_hold_max_batch_bytes_of_json() -> None:
+    """Instances with much metadata (a CT image's) fill memory long before MaxBatchEntries."""
+    plain = _feed(1000, 200, [])
+
+    def heavy(cursor: str | None) -> Page:
+        page = plain(cursor)
+        return dataclasses.replace(page, size=2_500_000)  # 200 CT instances: about 12 KB each
+
+    batch = read_batch(heavy, None, BatchLimit(1000, 4_000_000))
+    assert len(batch.entries) == 400 and batch.next_cursor == "400"  # the second page reached the bound
+    assert batch.size == 5_000_000
+    assert batch.boundaries == [(200, "200"), (400, "400")]
+    one = read_batch(heavy, None, BatchLimit(1000, 1_000))
+    assert len(one.entries) == 200  # a batch is at least one page, however large

@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomcast.dicom.models import ChangeAction, ChangeEntry, Page
+from dicomcast.worker.context import Tuning
+from dicomcast.worker.loop import HELD_BATCHES_BEHIND, HELD_PER_BATCH, held_limits
 from dicomcast.worker.study_cut import Held, Limits, cut
 
 ENOUGH = Limits(entries=100, batches=100)
@@ -127,3 +129,14 @@ def test_every_entry_is_written_once_in_feed_order_per_study_and_checkpoints_nev
         sequences = [e.sequence for e in written if e.study_uid == study]
         assert sequences == sorted(sequences)
     assert saved == len(feed) and not held.entries
+
+
+def test_a_batch_bound_by_its_bytes_holds_back_fewer_entries() -> None:
+    """Four batches' worth held at most, counted in entries of the batch as read: where its pages
+    reached MaxBatchBytes first (much metadata per instance), that is fewer than MaxBatchEntries."""
+    tuning = Tuning(max_batch_entries=1000, max_batch_bytes=2_000_000)
+    light = Page([_entry(n, "A") for n in range(1, 1001)], "1000", caught_up=False, size=1_400_000)
+    heavy = Page([_entry(n, "A") for n in range(1, 201)], "200", caught_up=False, size=2_400_000)
+    assert held_limits(tuning, light).entries == HELD_PER_BATCH * 1000
+    assert held_limits(tuning, heavy).entries == HELD_PER_BATCH * 200
+    assert held_limits(tuning, light).batches == held_limits(tuning, heavy).batches == HELD_BATCHES_BEHIND
