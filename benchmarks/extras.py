@@ -65,8 +65,9 @@ def backlog_extra(instances: int, args: argparse.Namespace, out_dir: Path) -> Ex
     """A backlog of `instances` (studies of 100) synced in one run: peak RSS of the worker process."""
     per_study = min(BACKLOG_INSTANCES_PER_STUDY, instances)
     shape = Shape(max(1, instances // per_study), per_study)
-    print(f"[backlog {shape.name}] serving {shape.total} instances ...", flush=True)
-    with serve_feed(shape, args.seed) as feed:
+    what = " with a CT image's metadata each" if args.backlog_metadata == "ct" else ""
+    print(f"[backlog {shape.name}] serving {shape.total} instances{what} ...", flush=True)
+    with serve_feed(shape, args.seed, args.backlog_metadata) as feed:
         base = ["--dicom", feed.url, "--workdir", str(Path(tempfile.mkdtemp(dir=out_dir)))]
         base += ["--concurrency", str(args.concurrency)]
         if args.backlog_fhir == "stub":
@@ -77,7 +78,7 @@ def backlog_extra(instances: int, args: argparse.Namespace, out_dir: Path) -> Ex
                 result = run_variant("dicomcast", shape, out_dir, *base, "--fhir", fhir.url, label="backlog")
     met = result.peak_rss_mb <= RSS_TARGET_MB and result.instances == shape.total
     lines = [
-        f"{shape.name} ({result.instances:,} instances) into {args.backlog_fhir}: {result.seconds:.0f} s, "
+        f"{shape.name} ({result.instances:,} instances{what}) into {args.backlog_fhir}: {result.seconds:.0f} s, "
         f"{result.per_second:,.0f} inst/s, peak RSS {result.peak_rss_mb:.0f} MB",
     ]
     target = (f"peak RSS <= {RSS_TARGET_MB} MB on a {shape.total:,}-instance backlog: {result.peak_rss_mb:.0f} MB", met)

@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pydicom
+from pydicom.data import get_testdata_file
+
 from tests.servers.azure_dicom import AzureDicomServer, ManualClock
 from tests.servers.azure_dicom_data import DicomJson, dicom_json, generate_studies
 
@@ -96,13 +99,31 @@ def interleave(studies: list[list[DicomJson]], at_once: int, rng: random.Random)
     return feed
 
 
+def ct_elements() -> DicomJson:
+    """The elements of a real CT image (pydicom's CT_small.dcm without its pixel data: 257 elements,
+    private ones included, about 12 KB of JSON) but its UIDs: what an instance's metadata holds in a
+    hospital's feed, where a generated instance holds 19 elements (1.4 KB)."""
+    path = get_testdata_file("CT_small.dcm")
+    if not isinstance(path, str):
+        raise FileNotFoundError("pydicom's test file CT_small.dcm")
+    dataset = pydicom.dcmread(path)
+    del dataset.PixelData
+    elements = dataset.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _: "")
+    return {tag: value for tag, value in elements.items() if tag not in _CT_UIDS}
+
+
+_CT_UIDS = {"00080016", "00080018", "0020000D", "0020000E"}  # SOP class and instance, study, series
+
+
 @contextmanager
-def serve_feed(shape: Shape, seed: int = 7) -> Iterator[AzureDicomServer]:
-    """The Azure DICOM test server holding the shape's instances, one create entry each."""
+def serve_feed(shape: Shape, seed: int = 7, metadata: str = "plain") -> Iterator[AzureDicomServer]:
+    """The Azure DICOM test server holding the shape's instances, one create entry each; with
+    `metadata` "ct", each also carries the other elements of a real CT image (ct_elements)."""
     clock = ManualClock(FEED_TIME)
+    extra = ct_elements() if metadata == "ct" else {}
     with AzureDicomServer(clock=clock) as server:
         for instance in instances_for(shape, seed):
-            server.store(instance)
+            server.store({**extra, **instance} if extra else instance)
             clock.advance(0.001)  # distinct timestamps, as a real STOW stream has
         server.freeze()
         yield server

@@ -10,6 +10,7 @@ a cloud FHIR service, as users meet it; `--rtt 0` for the server itself).
     .venv/bin/python -m benchmarks.run                       # 1x1000, 200x50, 2000x1, mixed:40
     .venv/bin/python -m benchmarks.run --scale 0.1           # a quick run
     .venv/bin/python -m benchmarks.run --backlog 100000      # plus the 100k-instance memory run
+    .venv/bin/python -m benchmarks.run --shapes '' --backlog 20000 --backlog-metadata ct   # real metadata sizes
 """
 
 from __future__ import annotations
@@ -171,6 +172,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--backlog", type=int, default=0, metavar="N", help="a backlog memory run of N instances (0: off)"
+    )
+    parser.add_argument(
+        "--backlog-metadata",
+        choices=("plain", "ct"),
+        default="plain",
+        help="the backlog's instances: generated (19 elements, 1.4 KB of JSON) or each with a real CT "
+        "image's elements too (257, 12 KB), as a hospital's feed has them (default plain)",
     )
     parser.add_argument(
         "--backlog-fhir",

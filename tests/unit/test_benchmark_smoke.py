@@ -125,3 +125,16 @@ def test_a_frozen_feed_serves_what_it_served_before_and_refuses_changes() -> Non
             feed.store(instances_for(SHAPE)[0])
         with pytest.raises(RuntimeError, match="frozen"):
             feed.delete_study("1.2.3")
+
+
+def test_the_ct_metadata_feed_carries_a_real_images_elements_but_its_own_uids() -> None:
+    with serve_feed(SHAPE, metadata="ct") as feed:
+        window = {"startTime": "2000-01-01T00:00:00Z", "endTime": "2100-01-01T00:00:00Z", "includeMetadata": "true"}
+        rows = httpx.get(f"{feed.url}/v2/changefeed", params=window).raise_for_status().json()
+    assert len(rows) == SHAPE.total
+    for row in rows:
+        metadata = row["metadata"]
+        assert len(metadata) > 200  # CT_small's 257 elements, and the generated ones
+        assert metadata["0020000D"]["Value"] == [row["studyInstanceUid"]]
+        assert metadata["00080018"]["Value"] == [row["sopInstanceUid"]]
+    assert len({row["sopInstanceUid"] for row in rows}) == SHAPE.total
