@@ -155,7 +155,7 @@ class WorkerSettings(_Section):
     # Feed pages joined into one batch: a study spanning pages is written once per batch.
     max_batch_entries: int = Field(1000, alias="MaxBatchEntries", ge=1, le=20000)
     # ... and up to this many bytes of the feed's JSON (metadata): memory stays bounded where instances
-    # carry much metadata (a CT image's is about 12 KB, 90 KB once read). A batch is at least one page.
+    # carry much metadata (a CT image's is about 12 KB, 110 KB once read). A batch is at least one page.
     max_batch_bytes: int = Field(2_097_152, alias="MaxBatchBytes", ge=65_536, le=1_073_741_824)
     # Studies of a batch share FHIR transactions up to these sizes (Azure's limit: 500 entries).
     max_bundle_entries: int = Field(500, alias="MaxBundleEntries", ge=2, le=10000)
