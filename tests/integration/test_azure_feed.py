@@ -32,6 +32,23 @@ def server(clock: ManualClock) -> Iterator[AzureDicomServer]:
         yield running
 
 
+@pytest.fixture(autouse=True)
+def _sources_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every source a test opens is closed after it: its pooled connections are not left to garbage
+    collection (a ResourceWarning in a later test, wherever the collector runs)."""
+    opened: list[AzureChangeFeedSource] = []
+    original = AzureChangeFeedSource.__init__
+
+    def init(self: AzureChangeFeedSource, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(AzureChangeFeedSource, "__init__", init)
+    yield
+    for source in opened:
+        source.close()
+
+
 def make_source(server: AzureDicomServer, version: int, clock: ManualClock, **options: Any) -> AzureChangeFeedSource:
     settings = DicomWebSettings(endpoint=f"{server.url}/v{version}", **options.pop("settings", {}))
     return AzureChangeFeedSource(settings, clock=clock, **options)
