@@ -135,3 +135,35 @@ def test_kill_mid_sync_then_restart_equals_undisturbed_run(orthanc: peers.Peer, 
     finally:
         reference.stop()
         disturbed.stop()
+
+
+@pytest.mark.parametrize("max_bytes", [None, "65536"])
+def test_batches_from_orthanc_are_bounded_by_the_bytes_of_metadata_read(
+    orthanc: peers.Peer, fhir_server: peers.Peer, tmp_path: Path, max_bytes: str | None
+) -> None:
+    """40 copies of a real CT image (about 12 KB of metadata each) in one series, Orthanc pages of 10
+    changes: each page's series metadata answer holds far more than 65,536 bytes, so with that bound
+    every batch is one page, where MaxBatchEntries 40 alone makes one or two. All 40 land either way."""
+    directory = tmp_path / "dicom"
+    directory.mkdir()
+    files = [copy_instance(bundled("CT_small.dcm"), directory / f"ct{n}.dcm", number=n + 1) for n in range(40)]
+    peers.upload_to_orthanc(orthanc, files)
+    bound = {"DicomCastWorker__MaxBatchBytes": max_bytes} if max_bytes else {}
+    env = orthanc_env(
+        orthanc,
+        fhir_server,
+        tmp_path / "store.db",
+        DicomCastWorker__BatchSize="10",
+        DicomCastWorker__MaxBatchEntries="40",
+        **bound,
+    )
+
+    result = dicomcast(["run", "--once"], env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    batches = [line for line in json_lines(result.stdout) if line.get("event") == "page"]
+    assert sum(line["entries"] for line in batches) == 40
+    # Orthanc's pages also hold its other changes (new series, stable study): 40 instances take
+    # more than four pages, and MaxBatchEntries alone ends a batch at 40 entries or the feed's end.
+    assert len(batches) >= 4 if max_bytes else len(batches) < 4
+    assert list(_study_counts(snapshot(fhir_server)).values()) == [(1, 40)]
