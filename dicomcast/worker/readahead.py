@@ -67,21 +67,27 @@ def _read_batch(
     page = read_page(cursor)
     if seen is not None:
         seen(page)
-    batch = dataclasses.replace(page, boundaries=[(len(page.entries), page.next_cursor)])
+    entries, skipped, unreadable = list(page.entries), list(page.skipped), list(page.unreadable)
+    boundaries = [(len(entries), page.next_cursor)]
+    size = page.size
+
+    def joined() -> Page:  # the pages so far, as one; lists grow in place (a batch may be many pages)
+        return dataclasses.replace(
+            page, entries=entries, skipped=skipped, unreadable=unreadable, boundaries=boundaries, size=size
+        )
+
+    batch = joined()
     prepared = None
     if first is not None and not page.caught_up and not limit.reached(batch):
         prepared = first(page)
     while not batch.caught_up and not limit.reached(batch):
-        page = read_page(batch.next_cursor)
-        entries = [*batch.entries, *page.entries]
-        batch = dataclasses.replace(
-            page,
-            entries=entries,
-            skipped=[*batch.skipped, *page.skipped],
-            unreadable=[*batch.unreadable, *page.unreadable],
-            boundaries=[*batch.boundaries, (len(entries), page.next_cursor)],
-            size=batch.size + page.size,
-        )
+        page = read_page(page.next_cursor)
+        entries += page.entries
+        skipped += page.skipped
+        unreadable += page.unreadable
+        boundaries.append((len(entries), page.next_cursor))
+        size += page.size
+        batch = joined()
     return batch, prepared
 
 
