@@ -56,6 +56,7 @@ from dicomcast.dicom.models import (
     Page,
     SourceTraits,
     UnreadableEntry,
+    mapped_elements,
     metadata_problem,
 )
 from dicomcast.errors import (
@@ -151,7 +152,7 @@ class AzureChangeFeedSource(ChangeSource):
         problem = metadata_problem(metadata)
         if problem:
             raise _MetadataUnreadableError(problem)
-        return metadata
+        return mapped_elements(metadata)
 
     def endpoint_address(self, partition: str | None) -> str:
         return redact_url(self.public.partition_url(partition))

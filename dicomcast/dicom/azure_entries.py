@@ -22,6 +22,7 @@ from dicomcast.dicom.models import (
     ChangeState,
     UnreadableEntry,
     is_uid,
+    mapped_elements,
     metadata_problem,
     recordable_uid,
 )
@@ -177,7 +178,7 @@ def _metadata(fields: dict[str, Any]) -> dict[str, Any] | None:
         problem = metadata_problem(value)
         if problem:
             raise EntryFormatError(problem)
-    return value or None
+    return mapped_elements(value) if value else None
 
 
 def parse_sequence(raw: Any) -> int:

@@ -9,6 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from dicomcast.dicom import tags
+
 DicomJson = dict[str, Any]  # one instance's DICOM JSON object (PS3.18 F.2), tags as upper-case hex
 
 UNKNOWN_SEQUENCE = -1  # the sequence of an entry whose own sequence could not be read
@@ -17,6 +19,8 @@ MAX_UID_LENGTH = 64
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _CUT = "..."
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
+# Every tag the mapping reads: each reader names its tags by the constants of dicom/tags.py.
+MAPPED_TAGS = frozenset(value for name, value in vars(tags).items() if name.isupper() and isinstance(value, str))
 
 
 def is_uid(value: str) -> bool:
@@ -45,6 +49,16 @@ def metadata_problem(metadata: dict[str, Any]) -> str | None:
             name = tag if _TAG.match(str(tag)) else "(a key that is no tag)"
             return f"metadata element {name} is not a JSON object"
     return None
+
+
+def mapped_elements(metadata: DicomJson) -> DicomJson:
+    """Of one instance's metadata, only the top-level elements the mapping reads (MAPPED_TAGS), each
+    whole. Sources keep this instead of all of it: entries wait in pages read ahead and in studies
+    held back, and a CT image's 257 elements (60 KB parsed) leave about 30. Call it after
+    metadata_problem, so that an element the mapping never reads is still checked."""
+    if MAPPED_TAGS.issuperset(metadata):
+        return metadata
+    return {tag: element for tag, element in metadata.items() if tag in MAPPED_TAGS}
 
 
 class ChangeAction(StrEnum):

@@ -29,6 +29,7 @@ from dicomcast.dicom.models import (
     SourceTraits,
     UnreadableEntry,
     is_uid,
+    mapped_elements,
     metadata_problem,
     recordable_uid,
 )
@@ -126,7 +127,7 @@ class OrthancSource:
         problem = metadata_problem(item)
         if problem:
             raise UnparseableBodyError(SERVICE, problem)
-        return dict(item)
+        return dict(mapped_elements(item))
 
     def endpoint_address(self, partition: str | None) -> str:
         return self._public_dicomweb
@@ -293,7 +294,7 @@ class OrthancSource:
         for item in items:
             if isinstance(item, dict):
                 problem = metadata_problem(item)
-                found[_sop_uid(item)] = _NoMetadata(problem) if problem else item
+                found[_sop_uid(item)] = _NoMetadata(problem) if problem else mapped_elements(item)
         return found
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from typing import Any
 
 import httpx
@@ -19,7 +21,7 @@ from dicomcast.errors import (
     UpstreamError,
     UpstreamRedirectError,
 )
-from dicomcast.http import StatusKind, Upstream, get_json, make_client, status_kind
+from dicomcast.http import StatusKind, Upstream, get_json, json_body, make_client, send, status_kind
 
 DICOM = Upstream("DICOMweb", "DicomWeb:Endpoint", "DicomWeb:Authentication:*")
 BASE = "https://ana:s3cret@dicom.test/v2"
@@ -211,3 +213,18 @@ def test_check_reports_a_redirect_as_a_configuration_problem_without_credentials
     line = failed("DICOMweb", raised.value)
     assert line.exit_code is ExitCode.CONFIG
     assert "DicomWeb:Endpoint" in line.detail and "s3cret" not in line.detail and "code=X" not in line.detail
+
+
+def test_a_response_and_its_body_are_freed_when_dropped_not_at_the_next_cyclic_collection() -> None:
+    client, _ = _client(lambda _: httpx.Response(200, json=[{"sequence": 1}] * 1000))
+    request = client.build_request("GET", "/changefeed")
+    gc.disable()  # as if the collector had not run yet (tune_collector makes its runs rare)
+    try:
+        response = send(DICOM, client, request)
+        assert json_body(DICOM, response) == [{"sequence": 1}] * 1000
+        assert response.is_closed and response.content
+        alive = weakref.ref(response)
+        del response
+        assert alive() is None  # httpx's response and stream refer to each other: send breaks that loop
+    finally:
+        gc.enable()

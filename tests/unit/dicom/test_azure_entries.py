@@ -16,7 +16,7 @@ from dicomcast.dicom.azure_entries import (
     parse_ticks,
     ticks_of,
 )
-from dicomcast.dicom.models import ChangeAction, ChangeState
+from dicomcast.dicom.models import MAPPED_TAGS, ChangeAction, ChangeState, mapped_elements
 
 CAMEL = {
     "sequence": 7,
@@ -145,3 +145,20 @@ def test_an_entry_readdressed_is_the_same_entry_but_for_what_changed() -> None:
     for changes in ({"partition": None}, {"partition": "p1"}, {"metadata": None, "sequence": 9}):
         assert azure._replace(entry, **changes) == dataclasses.replace(entry, **changes)
     assert all(f.init for f in dataclasses.fields(entry))  # what _replace relies on
+
+
+def test_an_entry_keeps_only_the_elements_the_mapping_reads_but_checks_them_all() -> None:
+    private = {"00091001": {"vr": "LO", "Value": ["vendor"]}, "00280010": {"vr": "US", "Value": [512]}}
+    kept = {"00100020": {"vr": "LO", "Value": ["X"]}, "00080060": {"vr": "CS", "Value": ["CT"]}}
+    metadata = parse_entry({**CAMEL, "metadata": {**private, **kept}}).entry.metadata
+    assert metadata == kept
+    only_unread = parse_entry({**CAMEL, "metadata": private}).entry.metadata
+    assert only_unread == {}  # read, and nothing in it maps: not "no metadata", which would be read again
+    with pytest.raises(EntryFormatError, match="metadata element 00280010 is not a JSON object"):
+        parse_entry({**CAMEL, "metadata": {**kept, "00280010": [512]}})
+
+
+def test_metadata_of_mapped_elements_alone_is_kept_as_it_is() -> None:
+    metadata = {"00100020": {"vr": "LO", "Value": ["X"]}, "00100010": None}
+    assert mapped_elements(metadata) is metadata
+    assert "00100010" in MAPPED_TAGS and "7FE00010" not in MAPPED_TAGS

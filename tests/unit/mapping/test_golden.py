@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dicomcast.dicom.models import mapped_elements
 from dicomcast.fhir.mapping import FhirVersion
 from dicomcast.fhir.mapping.validate import model
 from tests.unit.mapping import golden
@@ -40,6 +41,21 @@ def test_mapping_matches_golden(name: str, version: FhirVersion) -> None:
     instances = _load(golden.DICOMJSON / f"{name}.json")
     produced = json.loads(json.dumps(golden.golden_output(instances, version, name)))
     assert produced == _load(golden.GOLDEN / f"{name}.{version.value}.json")
+
+
+@pytest.mark.parametrize("version", list(FhirVersion))
+@pytest.mark.parametrize("name", NAMES)
+def test_the_elements_sources_keep_map_as_the_whole_metadata(name: str, version: FhirVersion) -> None:
+    """Sources keep `mapped_elements` of each instance in memory: that must lose nothing the mapping reads."""
+    instances = _load(golden.DICOMJSON / f"{name}.json")
+    kept = [mapped_elements(instance) for instance in instances]
+    produced = json.loads(json.dumps(golden.golden_output(kept, version, name)))
+    assert produced == _load(golden.GOLDEN / f"{name}.{version.value}.json")
+
+
+def test_sources_keep_a_small_part_of_a_real_image_metadata() -> None:
+    (ct,) = _load(golden.DICOMJSON / "CT_small.json")
+    assert len(ct) > 100 and len(mapped_elements(ct)) < 30  # what makes the test above a test
 
 
 @pytest.mark.parametrize("version", list(FhirVersion))
