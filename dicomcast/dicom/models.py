@@ -54,7 +54,7 @@ def metadata_problem(metadata: dict[str, Any]) -> str | None:
 def mapped_elements(metadata: DicomJson) -> DicomJson:
     """Of one instance's metadata, only the top-level elements the mapping reads (MAPPED_TAGS), each
     whole. Sources keep this instead of all of it: entries wait in pages read ahead and in studies
-    held back, and a CT image's 257 elements (60 KB parsed) leave about 30. Call it after
+    held back, and a CT image's 257 elements (110 KB parsed) leave 26. Call it after
     metadata_problem, so that an element the mapping never reads is still checked."""
     if MAPPED_TAGS.issuperset(metadata):
         return metadata
